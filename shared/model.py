@@ -1,0 +1,325 @@
+"""People, groups, snapshots, actions and plans: the values the rules engine reads and writes.
+
+Everything here is a plain value with no I/O. A `Snapshot` is what Seatwarden knows about an
+org at one moment; a `Plan` is what the rules decided from it. The snapshot is set-oriented
+(group -> members, product -> activity) rather than person-oriented, because the rules are
+mostly set algebra and a million-person org has to plan in seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+
+
+class AccountStatus(str, enum.Enum):
+    """Whether Atlassian lets the account in at all. Only `active` accounts are managed."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+class Reason(str, enum.Enum):
+    """Why an action was planned: the reason codes of DESIGN.md's rule table."""
+
+    GRANT = "GRANT"
+    REVOKE_UNENTITLED = "REVOKE_UNENTITLED"
+    RETURNED = "RETURNED"
+    INACTIVE = "INACTIVE"
+    CLEAR_STALE_MARKER = "CLEAR_STALE_MARKER"
+    SEAT_CAP = "SEAT_CAP"
+    RELICENSE = "RELICENSE"
+
+
+#: Reasons whose action takes a license away: these count against the blast radius.
+REVOKING_REASONS = frozenset({Reason.REVOKE_UNENTITLED, Reason.INACTIVE, Reason.SEAT_CAP})
+
+
+class OpKind(str, enum.Enum):
+    ADD = "add"
+    REMOVE = "remove"
+    SUSPEND = "suspend"
+
+
+class GroupRole(str, enum.Enum):
+    """Which of a product's three groups an operation touches."""
+
+    ENTITLEMENT = "entitlement"
+    ACCESS = "access"
+    MARKER = "marker"
+
+
+class Via(str, enum.Enum):
+    """Where an operation is carried out.
+
+    `entra` and `csv` exist because an access group synced from Entra is read-only in
+    Atlassian: removing someone there would be undone by the next SCIM sync.
+    """
+
+    ATLASSIAN = "atlassian"
+    ENTRA = "entra"
+    CSV = "csv"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One Atlassian account, as the org's users read shows it."""
+
+    account_id: str
+    email: str
+    status: AccountStatus = AccountStatus.ACTIVE
+    is_admin: bool = False
+    entra_id: str | None = None
+    name: str = ""
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """An Atlassian group. `synced` groups come from the IdP and cannot be changed in Atlassian."""
+
+    id: str
+    name: str
+    synced: bool = False
+
+
+@dataclass(frozen=True)
+class ProductActivity:
+    """What is known of one product's use.
+
+    `last_active` holds the day of last use for people known to have used the product.
+    `unknown` holds people whose activity could not be read tonight: they are left alone.
+    Anyone in neither has never used the product. `licensed_since` comes from Seatwarden's
+    own state: the day a person was first seen holding the license (or was given it back).
+    """
+
+    last_active: Mapping[str, date] = field(default_factory=dict)
+    unknown: frozenset[str] = frozenset()
+    licensed_since: Mapping[str, date] = field(default_factory=dict)
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be planned from: it names the account or group at fault."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What Seatwarden knows about one org at `taken_at`."""
+
+    taken_at: datetime
+    people: Mapping[str, Person]
+    groups: Mapping[str, Group]
+    members: Mapping[str, frozenset[str]]
+    #: Entra group id -> Atlassian account ids of its transitive members.
+    entra_members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Product key -> activity.
+    activity: Mapping[str, ProductActivity] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        taken_at: datetime,
+        people: Iterable[Person],
+        groups: Iterable[Group],
+        memberships: Mapping[str, Iterable[str]],
+        entra_members: Mapping[str, Iterable[str]] | None = None,
+        activity: Mapping[str, ProductActivity] | None = None,
+    ) -> Snapshot:
+        """Build a snapshot, refusing duplicate accounts or groups and members nobody knows."""
+        by_id: dict[str, Person] = {}
+        for person in people:
+            if person.account_id in by_id:
+                raise SnapshotError(f"duplicate account in snapshot: {person.account_id}")
+            by_id[person.account_id] = person
+        groups_by_id: dict[str, Group] = {}
+        for group in groups:
+            if group.id in groups_by_id:
+                raise SnapshotError(f"duplicate group in snapshot: {group.id} ({group.name})")
+            groups_by_id[group.id] = group
+        members: dict[str, frozenset[str]] = {}
+        for group_id, accounts in memberships.items():
+            if group_id not in groups_by_id:
+                raise SnapshotError(f"memberships given for unknown group {group_id}")
+            frozen = frozenset(accounts)
+            stray = frozen - by_id.keys()
+            if stray:
+                raise SnapshotError(
+                    f"group {group_id} lists accounts missing from the users read: "
+                    f"{', '.join(sorted(stray)[:5])}"
+                )
+            members[group_id] = frozen
+        return cls(
+            taken_at=taken_at,
+            people=by_id,
+            groups=groups_by_id,
+            members=members,
+            entra_members={k: frozenset(v) for k, v in (entra_members or {}).items()},
+            activity=dict(activity or {}),
+        )
+
+    def members_of(self, group_id: str) -> frozenset[str]:
+        return self.members.get(group_id, frozenset())
+
+    def find_group(self, ref: str) -> Group | None:
+        """A group by id, else by name (case-insensitive, as Atlassian's `groupNames`)."""
+        if ref in self.groups:
+            return self.groups[ref]
+        return self._groups_by_name.get(ref.casefold())
+
+    @cached_property
+    def _groups_by_name(self) -> dict[str, Group]:
+        return {g.name.casefold(): g for g in self.groups.values()}
+
+    @cached_property
+    def unmanaged(self) -> frozenset[str]:
+        """Suspended and closed accounts: the rules leave them alone."""
+        return frozenset(a for a, p in self.people.items() if p.status is not AccountStatus.ACTIVE)
+
+    @cached_property
+    def admins(self) -> frozenset[str]:
+        """Org and site admins hold access anyway; they never lose a license to a rule."""
+        return frozenset(a for a, p in self.people.items() if p.is_admin)
+
+    @cached_property
+    def by_domain(self) -> dict[str, frozenset[str]]:
+        index: dict[str, set[str]] = {}
+        for account_id, person in self.people.items():
+            index.setdefault(person.domain, set()).add(account_id)
+        return {d: frozenset(a) for d, a in index.items()}
+
+    def in_domains(self, domains: Iterable[str]) -> frozenset[str]:
+        found: set[str] = set()
+        for domain in domains:
+            found.update(self.by_domain.get(domain.lower(), ()))
+        return frozenset(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One change to one group (or to the account, for `suspend`)."""
+
+    kind: OpKind
+    role: GroupRole | None
+    group_id: str | None
+    via: Via = Via.ATLASSIAN
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "kind": self.kind.value,
+            "role": self.role.value if self.role else None,
+            "group_id": self.group_id,
+            "via": self.via.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str | None]) -> Op:
+        role = data.get("role")
+        return cls(
+            kind=OpKind(data["kind"]),
+            role=GroupRole(role) if role else None,
+            group_id=data.get("group_id"),
+            via=Via(data.get("via") or "atlassian"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a decision rested on, recorded with the action and in the audit trail."""
+
+    entitled: bool
+    licensed: bool
+    marked: bool
+    last_active: date | None = None
+    idle_days: int | None = None
+    threshold_days: int | None = None
+    email: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "entitled": self.entitled,
+            "licensed": self.licensed,
+            "marked": self.marked,
+            "last_active": self.last_active.isoformat() if self.last_active else None,
+            "idle_days": self.idle_days,
+            "threshold_days": self.threshold_days,
+            "email": self.email,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Facts:
+        last = data.get("last_active")
+        idle = data.get("idle_days")
+        threshold = data.get("threshold_days")
+        return cls(
+            entitled=bool(data.get("entitled")),
+            licensed=bool(data.get("licensed")),
+            marked=bool(data.get("marked")),
+            last_active=date.fromisoformat(str(last)) if last else None,
+            idle_days=int(str(idle)) if idle is not None else None,
+            threshold_days=int(str(threshold)) if threshold is not None else None,
+            email=str(data.get("email") or ""),
+            note=str(data.get("note") or ""),
+        )
+
+
+def action_id(policy: str, account_id: str, reason: Reason, day: date) -> str:
+    """A stable id: the same decision on the same day is the same action, applied at most once."""
+    raw = f"{policy}|{account_id}|{reason.value}|{day.isoformat()}".encode()
+    return hashlib.sha256(raw).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A decision about one person and one product, with the operations that carry it out."""
+
+    id: str
+    policy: str
+    product: str
+    account_id: str
+    reason: Reason
+    ops: tuple[Op, ...]
+    facts: Facts
+
+    @property
+    def revokes(self) -> bool:
+        return self.reason in REVOKING_REASONS
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A decision that cannot be carried out now, and why (no seat, a synced group, …)."""
+
+    account_id: str
+    reason: Reason
+    why: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The rules' answer for one policy: actions sorted by account, and what must wait."""
+
+    policy: str
+    product: str
+    planned_at: datetime
+    actions: tuple[Action, ...]
+    waiting: tuple[Waiting, ...] = ()
+    licensed_before: int = 0
+    licensed_after: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(a.reason.value for a in self.actions).items()))
+
+    @property
+    def revocations(self) -> int:
+        return sum(1 for a in self.actions if a.revokes)

@@ -1,0 +1,109 @@
+"""App settings, read when a function needs them and never at import.
+
+The Functions host imports `function_app.py` to index the functions before any setting may be
+present, so nothing here runs at import time. A missing setting is reported by name when the
+function that needs it runs (`MissingSetting`), and secrets never appear in `repr`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ATLASSIAN_DEFAULT_BASE = "https://api.atlassian.com/admin"
+GRAPH_DEFAULT_BASE = "https://graph.microsoft.com/v1.0"
+ENTRA_DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+
+
+class MissingSetting(RuntimeError):
+    """A setting the running function needs is not set. The message names it."""
+
+    def __init__(self, name: str, why: str):
+        self.name = name
+        super().__init__(f"app setting {name} is not set: {why}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every app setting Seatwarden reads, with the real services as defaults."""
+
+    atlassian_api_base: str = ATLASSIAN_DEFAULT_BASE
+    atlassian_org_id: str | None = None
+    atlassian_api_key: str | None = field(default=None, repr=False)
+    graph_api_base: str = GRAPH_DEFAULT_BASE
+    entra_authority_host: str = ENTRA_DEFAULT_AUTHORITY
+    entra_tenant_id: str | None = None
+    entra_client_id: str | None = None
+    entra_client_secret: str | None = field(default=None, repr=False)
+    entra_client_cert_path: str | None = None
+    entra_client_cert_thumbprint: str | None = None
+    ca_bundle: str | None = None
+    storage_connection: str | None = field(default=None, repr=False)
+    storage_account: str | None = None
+    table_prefix: str = ""
+    jira_webhook_secret: str | None = field(default=None, repr=False)
+    audit_webhook_authorization: str | None = field(default=None, repr=False)
+    graph_client_state: str | None = field(default=None, repr=False)
+    public_base_url: str | None = None
+    mail_sender: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        return cls(
+            atlassian_api_base=(get("ATLASSIAN_API_BASE") or ATLASSIAN_DEFAULT_BASE).rstrip("/"),
+            atlassian_org_id=get("ATLASSIAN_ORG_ID"),
+            atlassian_api_key=get("ATLASSIAN_API_KEY"),
+            graph_api_base=(get("GRAPH_API_BASE") or GRAPH_DEFAULT_BASE).rstrip("/"),
+            entra_authority_host=(get("ENTRA_AUTHORITY_HOST") or ENTRA_DEFAULT_AUTHORITY).rstrip("/"),
+            entra_tenant_id=get("ENTRA_TENANT_ID"),
+            entra_client_id=get("ENTRA_CLIENT_ID"),
+            entra_client_secret=get("ENTRA_CLIENT_SECRET"),
+            entra_client_cert_path=get("ENTRA_CLIENT_CERT_PATH"),
+            entra_client_cert_thumbprint=get("ENTRA_CLIENT_CERT_THUMBPRINT"),
+            ca_bundle=get("SEATWARDEN_CA_BUNDLE"),
+            # The Functions host's own storage setting doubles as ours unless one is given.
+            storage_connection=get("SEATWARDEN_STORAGE") or get("AzureWebJobsStorage"),
+            storage_account=get("AzureWebJobsStorage__accountName"),
+            table_prefix=get("SEATWARDEN_TABLE_PREFIX") or "",
+            jira_webhook_secret=get("JIRA_WEBHOOK_SECRET"),
+            audit_webhook_authorization=get("ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION"),
+            graph_client_state=get("GRAPH_CLIENT_STATE"),
+            public_base_url=get("SEATWARDEN_PUBLIC_URL"),
+            mail_sender=get("SEATWARDEN_MAIL_SENDER"),
+        )
+
+    def require(self, attribute: str, why: str) -> str:
+        """The value of a setting, or `MissingSetting` naming the app setting to add."""
+        value = getattr(self, attribute)
+        if not value:
+            raise MissingSetting(_SETTING_NAMES.get(attribute, attribute.upper()), why)
+        return str(value)
+
+    @property
+    def graph_configured(self) -> bool:
+        return bool(
+            self.entra_tenant_id
+            and self.entra_client_id
+            and (self.entra_client_secret or self.entra_client_cert_path)
+        )
+
+
+_SETTING_NAMES = {
+    "atlassian_org_id": "ATLASSIAN_ORG_ID",
+    "atlassian_api_key": "ATLASSIAN_API_KEY",
+    "entra_tenant_id": "ENTRA_TENANT_ID",
+    "entra_client_id": "ENTRA_CLIENT_ID",
+    "entra_client_secret": "ENTRA_CLIENT_SECRET",
+    "storage_connection": "AzureWebJobsStorage",
+    "jira_webhook_secret": "JIRA_WEBHOOK_SECRET",
+    "audit_webhook_authorization": "ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION",
+    "graph_client_state": "GRAPH_CLIENT_STATE",
+    "public_base_url": "SEATWARDEN_PUBLIC_URL",
+}
