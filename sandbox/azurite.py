@@ -72,16 +72,25 @@ def running_azurite() -> Iterator[str]:
         yield existing
         return
     blob, queue, table = _free_port(), _free_port(), _free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own pinned binary, fixed arguments
         [
             _binary(),
             "--silent",
             "--inMemoryPersistence",
             "--skipApiVersionCheck",
             "--disableProductStyleUrl",
-            "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-            "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-            "--tableHost", "127.0.0.1", "--tablePort", str(table),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(blob),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(queue),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(table),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
