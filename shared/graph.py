@@ -242,6 +242,9 @@ class TokenProvider:
             app = _APPS.get(key)
             if app is None:
                 factory = self._app_factory or msal.ConfidentialClientApplication
+                extra: dict[str, Any] = {}
+                if isinstance(self.verify, str):
+                    extra["http_client"] = _pinned_session(self.verify)
                 app = factory(
                     self.creds.client_id,
                     client_credential=self.creds.msal_credential(),
@@ -249,6 +252,7 @@ class TokenProvider:
                     verify=self.verify,
                     timeout=self._timeout,
                     instance_discovery=self._instance_discovery,
+                    **extra,
                 )
                 _APPS[key] = app
             return app
@@ -333,6 +337,21 @@ class TokenProvider:
 
     async def __call__(self, scope: str) -> str:
         return await asyncio.to_thread(self._acquire, scope)
+
+
+def _pinned_session(ca_bundle: str) -> Any:
+    """A requests session that trusts exactly `ca_bundle`.
+
+    msal talks through `requests`, which lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the
+    environment override a session's `verify` (Session.merge_environment_settings). With a
+    private CA configured (SEATWARDEN_CA_BUNDLE), the environment must not win.
+    """
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = ca_bundle
+    return session
 
 
 def token_provider(

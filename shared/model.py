@@ -17,7 +17,7 @@ from datetime import date, datetime
 from functools import cached_property
 
 
-class AccountStatus(str, enum.Enum):
+class AccountStatus(enum.StrEnum):
     """Whether Atlassian lets the account in at all. Only `active` accounts are managed."""
 
     ACTIVE = "active"
@@ -25,7 +25,7 @@ class AccountStatus(str, enum.Enum):
     CLOSED = "closed"
 
 
-class Reason(str, enum.Enum):
+class Reason(enum.StrEnum):
     """Why an action was planned: the reason codes of DESIGN.md's rule table."""
 
     GRANT = "GRANT"
@@ -41,13 +41,13 @@ class Reason(str, enum.Enum):
 REVOKING_REASONS = frozenset({Reason.REVOKE_UNENTITLED, Reason.INACTIVE, Reason.SEAT_CAP})
 
 
-class OpKind(str, enum.Enum):
+class OpKind(enum.StrEnum):
     ADD = "add"
     REMOVE = "remove"
     SUSPEND = "suspend"
 
 
-class GroupRole(str, enum.Enum):
+class GroupRole(enum.StrEnum):
     """Which of a product's three groups an operation touches."""
 
     ENTITLEMENT = "entitlement"
@@ -55,7 +55,7 @@ class GroupRole(str, enum.Enum):
     MARKER = "marker"
 
 
-class Via(str, enum.Enum):
+class Via(enum.StrEnum):
     """Where an operation is carried out.
 
     `entra` and `csv` exist because an access group synced from Entra is read-only in
@@ -157,12 +157,22 @@ class Snapshot:
                     f"{', '.join(sorted(stray)[:5])}"
                 )
             members[group_id] = frozen
+        entra: dict[str, frozenset[str]] = {}
+        for group_id, accounts in (entra_members or {}).items():
+            frozen = frozenset(accounts)
+            stray = frozen - by_id.keys()
+            if stray:
+                raise SnapshotError(
+                    f"Entra group {group_id} maps to accounts missing from the users read: "
+                    f"{', '.join(sorted(stray)[:5])}"
+                )
+            entra[group_id] = frozen
         return cls(
             taken_at=taken_at,
             people=by_id,
             groups=groups_by_id,
             members=members,
-            entra_members={k: frozenset(v) for k, v in (entra_members or {}).items()},
+            entra_members=entra,
             activity=dict(activity or {}),
         )
 
@@ -224,7 +234,7 @@ class Op:
     def from_dict(cls, data: Mapping[str, str | None]) -> Op:
         role = data.get("role")
         return cls(
-            kind=OpKind(data["kind"]),
+            kind=OpKind(str(data["kind"])),
             role=GroupRole(role) if role else None,
             group_id=data.get("group_id"),
             via=Via(data.get("via") or "atlassian"),

@@ -17,8 +17,12 @@ never loses one to inactivity. Planning again after applying a plan yields no ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime
+import gc
+import hashlib
+import heapq
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 from shared.config import Policy
 from shared.model import (
@@ -161,137 +165,229 @@ class _Planner:
             **extra,  # type: ignore[arg-type]
         )
 
-    def _add(self, account_id: str, reason: Reason, ops: list[Op | str], facts: Facts) -> bool:
-        blocked = [o for o in ops if isinstance(o, str)]
-        if blocked:
-            self.waiting.append(Waiting(account_id, reason, blocked[0]))
-            return False
-        self.actions.append(
-            Action(
-                id=action_id(self.policy.name, account_id, reason, self.today),
-                policy=self.policy.name,
-                product=self.policy.product,
-                account_id=account_id,
-                reason=reason,
-                ops=tuple(o for o in ops if isinstance(o, Op)),
-                facts=facts,
-            )
-        )
-        return True
-
-    def _revoke_ops(self, account_id: str) -> list[Op | str]:
-        if self.policy.on_inactive == "suspend":
-            return [self._marker(OpKind.ADD), Op(OpKind.SUSPEND, None, None)]
-        return [self._access_removal(account_id), self._marker(OpKind.ADD)]
-
-    # -- idleness ---------------------------------------------------------------------------
-
-    def idle(self, account_id: str) -> tuple[int, int, date | None] | None:
-        """(idle days, threshold in days, last active), or None when activity is unknown.
-
-        Idle counts from the later of the last use and the day the license was (re)given;
-        a person never active counts from the day they were licensed, with `grace_days`,
-        and one first seen tonight counts from tonight: never from the epoch.
-        """
-        activity = self.activity
-        if activity is None or account_id in activity.unknown:
-            return None
-        person = self.snapshot.people[account_id]
-        threshold = self.policy.threshold_for(person.domain)
-        last = activity.last_active.get(account_id)
-        since = activity.licensed_since.get(account_id)
-        if last is None:
-            start = since or self.today
-            threshold += self.policy.grace_days
-        else:
-            start = max(last, since) if since else last
-        return (self.today - start).days, threshold, last
-
     # -- the rules --------------------------------------------------------------------------
+    #
+    # A million-person org must plan in seconds, so the loop bodies below avoid per-person
+    # work that can be done once per plan: the operations are built once, thresholds become
+    # cutoff dates, and the external people are one set.
 
     def plan(self) -> Plan:
         g = self.groups
+        entitled, licensed, marked = g.entitled, g.licensed, g.marked
         ignored, protected = _scope(self.snapshot, self.policy)
-        everyone = (g.entitled | g.licensed | g.marked) - ignored
+        policy, today, people = self.policy, self.today, self.snapshot.people
+        base_id = hashlib.sha256(f"{policy.name}|".encode())
+        day = today.isoformat()
+        actions, waiting = self.actions, self.waiting
 
-        for account_id in sorted((g.entitled - g.licensed - g.marked) & everyone):
-            self._add(account_id, Reason.GRANT, [self._access_grant()], self._facts(account_id))
-
-        for account_id in sorted((g.licensed - g.entitled) & everyone - protected):
-            ops = [self._access_removal(account_id)]
-            if account_id in g.marked:
-                ops.append(self._marker(OpKind.REMOVE))
-            self._add(account_id, Reason.REVOKE_UNENTITLED, ops, self._facts(account_id))
-
-        for account_id in sorted(g.licensed & g.entitled & g.marked & everyone):
-            self._add(account_id, Reason.RETURNED, [self._marker(OpKind.REMOVE)], self._facts(account_id))
-
-        for account_id in sorted((g.marked - g.entitled - g.licensed) & everyone):
-            self._add(
-                account_id, Reason.CLEAR_STALE_MARKER, [self._marker(OpKind.REMOVE)], self._facts(account_id)
+        def add(account_id: str, reason: Reason, ops: tuple[Op, ...], facts: Facts) -> None:
+            digest = base_id.copy()  # the same digest as model.action_id, without rehashing the name
+            digest.update(f"{account_id}|{reason.value}|{day}".encode())
+            actions.append(
+                Action(digest.hexdigest()[:24], policy.name, policy.product, account_id, reason, ops, facts)
             )
 
-        # INACTIVE, and the candidates SEAT_CAP may take from (longest idle first).
-        keepers: list[tuple[int, str]] = []
-        for account_id in ((g.entitled & g.licensed) - g.marked) & everyone - protected:
-            idle = self.idle(account_id)
-            if idle is None:
-                continue
-            days, threshold, last = idle
-            if days >= threshold + ACTIVITY_LAG_DAYS:
-                facts = self._facts(account_id, last_active=last, idle_days=days, threshold_days=threshold)
-                self._add(account_id, Reason.INACTIVE, self._revoke_ops(account_id), facts)
+        def revoke_ops(account_id: str) -> tuple[Op, ...] | str:
+            if policy.on_inactive == "suspend":
+                return suspend_ops
+            removal = static_removal or self._access_removal(account_id)
+            return removal if isinstance(removal, str) else (removal, add_marker)
+
+        add_marker, remove_marker = self._marker(OpKind.ADD), self._marker(OpKind.REMOVE)
+        suspend_ops = (add_marker, Op(OpKind.SUSPEND, None, None))
+        static_removal = (
+            None
+            if g.access.synced and policy.synced_access_group == "entra_write"
+            else (self._access_removal(""))
+        )
+        grant = self._access_grant()
+
+        for account_id in sorted(entitled - licensed - marked - ignored):
+            if isinstance(grant, str):
+                waiting.append(Waiting(account_id, Reason.GRANT, grant))
             else:
-                keepers.append((days, account_id))
+                add(
+                    account_id,
+                    Reason.GRANT,
+                    (grant,),
+                    Facts(True, False, False, email=people[account_id].email),
+                )
 
-        self._seat_cap(keepers)
-        self.actions.sort(key=lambda a: a.account_id)
-        self.waiting.sort(key=lambda w: w.account_id)
-        licensed_after = len(g.licensed) + sum(
-            1 if a.reason is Reason.GRANT else -1
-            for a in self.actions
-            if a.reason is Reason.GRANT or a.revokes
-        )
-        return Plan(
-            policy=self.policy.name,
-            product=self.policy.product,
-            planned_at=self.snapshot.taken_at,
-            actions=tuple(self.actions),
-            waiting=tuple(self.waiting),
-            licensed_before=len(g.licensed),
-            licensed_after=licensed_after,
-        )
-
-    def _seat_cap(self, keepers: list[tuple[int, str]]) -> None:
-        cap = self.policy.seat_cap
-        if cap is None:
-            return
-        g = self.groups
-        grants = [a for a in self.actions if a.reason is Reason.GRANT]
-        revoked = sum(1 for a in self.actions if a.revokes)
-        over = len(g.licensed) + len(grants) - revoked - cap
-        if over <= 0:
-            return
-        # The longest idle go first; ties by account id so the plan is independent of order.
-        keepers.sort(key=lambda k: (-k[0], k[1]))
-        for days, account_id in keepers[:over]:
-            last = self.activity.last_active.get(account_id) if self.activity else None
-            facts = self._facts(
-                account_id, last_active=last, idle_days=days, note=f"seat cap {cap}"
+        for account_id in sorted(licensed - entitled - ignored - protected):
+            removal = static_removal or self._access_removal(account_id)
+            was_marked = account_id in marked
+            if isinstance(removal, str):
+                waiting.append(Waiting(account_id, Reason.REVOKE_UNENTITLED, removal))
+                continue
+            ops = (removal, remove_marker) if was_marked else (removal,)
+            add(
+                account_id,
+                Reason.REVOKE_UNENTITLED,
+                ops,
+                Facts(False, True, was_marked, email=people[account_id].email),
             )
-            if self._add(account_id, Reason.SEAT_CAP, self._revoke_ops(account_id), facts):
-                over -= 1
+
+        for account_id in sorted((licensed & entitled & marked) - ignored):
+            add(
+                account_id,
+                Reason.RETURNED,
+                (remove_marker,),
+                Facts(True, True, True, email=people[account_id].email),
+            )
+
+        for account_id in sorted(marked - entitled - licensed - ignored):
+            add(
+                account_id,
+                Reason.CLEAR_STALE_MARKER,
+                (remove_marker,),
+                Facts(False, False, True, email=people[account_id].email),
+            )
+
+        # INACTIVE; the rest are the candidates SEAT_CAP may take from, as (idle since, id).
+        keepers: list[tuple[date, str]] = []
+        activity = self.activity
+        if activity is not None:
+            internal = policy.inactive_after_days
+            external_days = policy.external_inactive_after_days
+            external = (
+                frozenset(people) - self.snapshot.in_domains(policy.internal_domains)
+                if external_days is not None
+                else frozenset()
+            )
+            outside = external_days if external_days is not None else internal
+            grace, lag = policy.grace_days, ACTIVITY_LAG_DAYS
+            # Idle from `start` means idle for (today - start) days; idle too long when
+            # start <= cutoff. Keyed by (external?, never active?).
+            cutoff = {
+                (ext, never): today
+                - timedelta(days=(outside if ext else internal) + (grace if never else 0) + lag)
+                for ext in (False, True)
+                for never in (False, True)
+            }
+            last_get, since_get = activity.last_active.get, activity.licensed_since.get
+            for account_id in ((entitled & licensed) - marked) - ignored - protected - activity.unknown:
+                last = last_get(account_id)
+                since = since_get(account_id)
+                if last is None:
+                    start = since or today  # never active: from licensing; first seen tonight: from tonight
+                else:
+                    start = last if since is None or since < last else since
+                ext = account_id in external
+                if start > cutoff[ext, last is None]:
+                    keepers.append((start, account_id))
+                    continue
+                ops = revoke_ops(account_id)
+                if isinstance(ops, str):
+                    waiting.append(Waiting(account_id, Reason.INACTIVE, ops))
+                    continue
+                threshold = (outside if ext else internal) + (grace if last is None else 0)
+                add(
+                    account_id,
+                    Reason.INACTIVE,
+                    ops,
+                    Facts(True, True, False, last, (today - start).days, threshold, people[account_id].email),
+                )
+
+        if policy.seat_cap is not None:
+            self._seat_cap(policy.seat_cap, keepers, revoke_ops)
+        key = attrgetter("account_id")
+        actions.sort(key=key)
+        waiting.sort(key=key)
+        return Plan(
+            policy=policy.name,
+            product=policy.product,
+            planned_at=self.snapshot.taken_at,
+            actions=tuple(actions),
+            waiting=tuple(waiting),
+            licensed_before=len(licensed),
+            licensed_after=len(licensed)
+            + sum(
+                1 if a.reason is Reason.GRANT else -1
+                for a in actions
+                if a.reason is Reason.GRANT or a.revokes
+            ),
+        )
+
+    def _seat_cap(
+        self,
+        cap: int,
+        keepers: list[tuple[date, str]],
+        revoke_ops: Callable[[str], tuple[Op, ...] | str],
+    ) -> None:
+        """Bring the active licensed down to `cap`, the longest idle first.
+
+        Seats are held by active accounts (suspended and closed ones are not billed). Only
+        people idle for at least a day are taken: someone licensed or active today keeps
+        the seat, so a plan never takes back tonight the seat it grants tonight. When
+        nobody is left to take from, the newest grants wait for a seat, and a plan that
+        still ends over the cap says so in `waiting`.
+        """
+        seats = len(self.groups.licensed - self.snapshot.unmanaged)
+        grants = [a for a in self.actions if a.reason is Reason.GRANT]
+        over = seats + len(grants) - sum(1 for a in self.actions if a.revokes) - cap
         if over <= 0:
             return
-        # Nobody left to take a seat from: the newest grants wait for a seat.
-        for grant in sorted(grants, key=lambda a: a.account_id, reverse=True)[:over]:
-            self.actions.remove(grant)
-            self.waiting.append(Waiting(grant.account_id, Reason.GRANT, f"seat cap {cap} reached"))
+        today = self.today
+        last_get = self.activity.last_active.get if self.activity else (lambda _a: None)
+        heapq.heapify(keepers)  # earliest "idle since" first, then by account id: order-independent
+        while over > 0 and keepers:
+            start, account_id = heapq.heappop(keepers)
+            if start >= today:
+                break
+            ops = revoke_ops(account_id)
+            if isinstance(ops, str):
+                self.waiting.append(Waiting(account_id, Reason.SEAT_CAP, ops))
+                continue
+            facts = Facts(
+                True,
+                True,
+                False,
+                last_get(account_id),
+                (today - start).days,
+                None,
+                self.snapshot.people[account_id].email,
+                f"seat cap {cap}",
+            )
+            self.actions.append(
+                Action(
+                    action_id(self.policy.name, account_id, Reason.SEAT_CAP, today),
+                    self.policy.name,
+                    self.policy.product,
+                    account_id,
+                    Reason.SEAT_CAP,
+                    ops,
+                    facts,
+                )
+            )
+            over -= 1
+        if over <= 0:
+            return
+        drop = {a.account_id for a in sorted(grants, key=attrgetter("account_id"), reverse=True)[:over]}
+        if drop:
+            self.actions[:] = [
+                a for a in self.actions if not (a.reason is Reason.GRANT and a.account_id in drop)
+            ]
+            self.waiting.extend(Waiting(a, Reason.GRANT, f"seat cap {cap} reached") for a in sorted(drop))
+            over -= len(drop)
+        if over > 0:
+            self.waiting.append(
+                Waiting(
+                    "", Reason.SEAT_CAP, f"{over} over the seat cap of {cap}, and nobody idle to take from"
+                )
+            )
 
 
 def plan_product(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """Plan one policy. Raises `UnknownGroup` or `SnapshotError` when it cannot plan safely."""
-    return _Planner(snapshot, policy, now).plan()
+    collecting = gc.isenabled()
+    # The planner makes no reference cycles, and full collections over a million-person
+    # snapshot while hundreds of thousands of actions are created cost seconds.
+    gc.disable()
+    try:
+        return _Planner(snapshot, policy, now).plan()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def plan_relicense(snapshot: Snapshot, policy: Policy, account_id: str, now: datetime) -> Action | None:

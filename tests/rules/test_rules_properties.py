@@ -1,0 +1,366 @@
+"""Properties of the rules engine over random orgs (hypothesis).
+
+Each example is an org of tens of people over one or two products, with random entitlement,
+access and marker memberships, account statuses, admins, activity (a date, never, or unknown
+tonight), license dates, and a random policy per product: thresholds, grace, exclusions,
+targeting, seat caps, suspend-or-remove, entitlement from Entra or from the Atlassian mirror.
+The access group is local, so every decision can be carried out by `apply_plan`.
+
+Run many more examples with `HYPOTHESIS_PROFILE=soak` (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TypeVar
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.config import Policy
+from shared.model import (
+    REVOKING_REASONS,
+    AccountStatus,
+    Group,
+    Person,
+    Plan,
+    ProductActivity,
+    Reason,
+    Snapshot,
+)
+from shared.rules import plan_product, plan_relicense
+from tests.rules.conftest import PROPERTY_SETTINGS
+from tests.rules.orgs import NOW, TODAY, ProductGroups, apply_plan, days_ago, group_id, make_policy
+
+T = TypeVar("T")
+
+DOMAINS = ("example.com", "eu.example.com", "partner.io", "gmail.com")
+TEAMS = ("team-a", "team-b", "vip")
+PRODUCT_SETS = (("confluence",), ("confluence", "jira-software"))
+
+
+@dataclass(frozen=True)
+class Org:
+    snapshot: Snapshot
+    policies: tuple[Policy, ...]
+
+    def plans(self, snapshot: Snapshot | None = None, now: datetime = NOW) -> list[Plan]:
+        return [plan_product(snapshot or self.snapshot, p, now) for p in self.policies]
+
+
+# --- the strategy -----------------------------------------------------------------------------
+
+statuses = st.sampled_from([AccountStatus.ACTIVE] * 8 + [AccountStatus.SUSPENDED, AccountStatus.CLOSED])
+#: None: never active; "unknown": tonight's lookup failed; an int: days since last use.
+activities = st.one_of(st.none(), st.just("unknown"), st.integers(0, 400))
+since_days = st.one_of(st.none(), st.integers(0, 400))
+
+
+@st.composite
+def person_rows(draw: st.DrawFn, products: tuple[str, ...]) -> dict[str, object]:
+    return {
+        "domain": draw(st.sampled_from(DOMAINS)),
+        "status": draw(statuses),
+        "admin": draw(st.integers(0, 14)) == 0,
+        "entra_id": draw(st.booleans()),
+        "teams": draw(st.frozensets(st.sampled_from(TEAMS))),
+        # per product: (E, L, M, activity, licensed since)
+        "products": {
+            p: (
+                draw(st.booleans()),
+                draw(st.booleans()),
+                draw(st.integers(0, 3)) == 0,
+                draw(activities),
+                draw(since_days),
+            )
+            for p in products
+        },
+    }
+
+
+@st.composite
+def policies_for(draw: st.DrawFn, product: str, people: int, account_ids: list[str]) -> Policy:
+    internal = draw(st.sampled_from([[], ["example.com"], ["example.com", "eu.example.com"]]))
+    inactive = draw(st.integers(1, 120))
+    targeting: dict[str, object] = {}
+    kind = draw(st.sampled_from(["all", "groups", "domains", "both", "external"]))
+    if kind in ("groups", "both"):
+        targeting["groups"] = draw(st.lists(st.sampled_from(TEAMS[:2]), min_size=1, max_size=2, unique=True))
+    if kind in ("domains", "both"):
+        targeting["domains"] = draw(st.lists(st.sampled_from(DOMAINS), min_size=1, max_size=2, unique=True))
+    if kind == "external" and internal:
+        targeting["external_only"] = True
+    exclusions = {
+        "accounts": draw(st.lists(st.sampled_from(account_ids), max_size=3, unique=True))
+        if account_ids
+        else [],
+        "groups": draw(st.sampled_from([[], ["vip"]])),
+        "domains": draw(st.sampled_from([[], ["gmail.com"]])),
+    }
+    entitlement = (
+        {"entra_group_id": f"entra-{product}"}
+        if draw(st.booleans())
+        else {"atlassian_group": ProductGroups.of(product).entitlement}
+    )
+    return make_policy(
+        product,
+        entitlement=entitlement,
+        inactive_after_days=inactive,
+        grace_days=draw(st.integers(0, 30)),
+        internal_domains=internal,
+        external_inactive_after_days=draw(st.one_of(st.none(), st.integers(1, 120))) if internal else None,
+        targeting=targeting,
+        exclusions=exclusions,
+        seat_cap=draw(st.one_of(st.none(), st.integers(0, people))),
+        on_inactive=draw(st.sampled_from(["remove_access", "suspend"])),
+    )
+
+
+@st.composite
+def orgs(draw: st.DrawFn, *, seat_caps: bool = True) -> Org:
+    products = draw(st.sampled_from(PRODUCT_SETS))
+    rows = draw(st.lists(person_rows(products), min_size=1, max_size=60))
+    account_ids = [f"acc-{i:03d}" for i in range(len(rows))]
+
+    people = []
+    members: dict[str, set[str]] = {group_id(t): set() for t in TEAMS}
+    groups = [Group(group_id(t), t) for t in TEAMS]
+    entra: dict[str, set[str]] = {}
+    activity: dict[str, ProductActivity] = {}
+    for product in products:
+        names = ProductGroups.of(product)
+        groups += [
+            Group(group_id(names.entitlement), names.entitlement, synced=True),
+            Group(group_id(names.access), names.access),
+            Group(group_id(names.marker), names.marker),
+        ]
+        for name in (names.entitlement, names.access, names.marker):
+            members[group_id(name)] = set()
+        entra[f"entra-{product}"] = set()
+        last: dict[str, date] = {}
+        unknown: set[str] = set()
+        since: dict[str, date] = {}
+        for account_id, row in zip(account_ids, rows, strict=True):
+            entitled, licensed, marked, act, lic = row["products"][product]  # type: ignore[index]
+            for flag, name in (
+                (entitled, names.entitlement),
+                (licensed, names.access),
+                (marked, names.marker),
+            ):
+                if flag:
+                    members[group_id(name)].add(account_id)
+            if entitled:
+                entra[f"entra-{product}"].add(account_id)
+            if act == "unknown":
+                unknown.add(account_id)
+            elif act is not None:
+                last[account_id] = days_ago(act)
+            if lic is not None:
+                since[account_id] = days_ago(lic)
+        activity[product] = ProductActivity(last, frozenset(unknown), since)
+
+    for account_id, row in zip(account_ids, rows, strict=True):
+        people.append(
+            Person(
+                account_id,
+                f"{account_id}@{row['domain']}",
+                row["status"],  # type: ignore[arg-type]
+                row["admin"],  # type: ignore[arg-type]
+                f"e-{account_id}" if row["entra_id"] else None,
+            )
+        )
+        for team in row["teams"]:  # type: ignore[attr-defined]
+            members[group_id(team)].add(account_id)
+
+    snapshot = Snapshot.build(NOW, people, groups, members, entra, activity)
+    policies = tuple(draw(policies_for(p, len(rows), account_ids)) for p in products)
+    if not seat_caps:
+        policies = tuple(p.model_copy(update={"seat_cap": None}) for p in policies)
+    return Org(snapshot, policies)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def entitled(snapshot: Snapshot, policy: Policy) -> frozenset[str]:
+    source = policy.entitlement
+    if source.entra_group_id:
+        return snapshot.entra_members[source.entra_group_id]
+    group = snapshot.find_group(source.atlassian_group or "")
+    assert group is not None
+    return snapshot.members_of(group.id)
+
+
+def excluded(snapshot: Snapshot, policy: Policy) -> set[str]:
+    """Who the policy says never loses a license: listed accounts, groups, domains, and admins."""
+    ex = policy.exclusions
+    out = set(ex.accounts) | {a for a, p in snapshot.people.items() if p.is_admin}
+    for name in ex.groups:
+        out |= snapshot.members_of(group_id(name))
+    out |= {a for a, p in snapshot.people.items() if p.domain in ex.domains}
+    return out
+
+
+def comparable(plan: Plan) -> list[tuple[object, ...]]:
+    return [(a.account_id, a.reason, a.ops, a.id) for a in plan.actions]
+
+
+# --- the properties ---------------------------------------------------------------------------
+
+
+@PROPERTY_SETTINGS
+@given(orgs(seat_caps=False))
+def test_planning_again_after_applying_a_plan_yields_no_actions(org: Org) -> None:
+    """Fixpoint: what the executor leaves behind is what the rules want (same night).
+
+    Without seat caps; `test_planning_again_…_under_a_seat_cap` covers them.
+    """
+    snapshot = org.snapshot
+    for plan in org.plans():
+        snapshot = apply_plan(snapshot, plan, NOW)
+
+    again = org.plans(snapshot)
+
+    assert [comparable(p) for p in again] == [[] for _ in again]
+
+
+@PROPERTY_SETTINGS
+@given(orgs(seat_caps=True))
+def test_planning_again_after_applying_a_plan_yields_no_actions_under_a_seat_cap(org: Org) -> None:
+    """Fixpoint with seat caps: a capped plan, applied, leaves nothing for the cap to take.
+
+    Seats are the active licensed; a seat granted or given back tonight is not taken back
+    tonight; a plan that cannot reach the cap says so in `waiting` instead of churning.
+    """
+    snapshot = org.snapshot
+    plans = org.plans()
+    for plan in plans:
+        snapshot = apply_plan(snapshot, plan, NOW)
+
+    again = org.plans(snapshot)
+
+    assert [comparable(p) for p in again] == [[] for _ in again]
+
+
+@PROPERTY_SETTINGS
+@given(orgs(seat_caps=False))
+def test_nobody_active_within_the_threshold_loses_the_license_to_inactivity(org: Org) -> None:
+    """Nobody who used the product within `inactive_after_days` (or, never active, was licensed
+    within the threshold plus grace days) loses the license for inactivity.
+
+    Only for policies without a `seat_cap`: SEAT_CAP is the administrator's explicit choice to
+    take seats, when over the cap, from the longest idle of those not yet idle enough to lose
+    the license to INACTIVE; it is tested by example.
+    """
+    snapshot = org.snapshot
+    for policy, plan in zip(org.policies, org.plans(), strict=True):
+        activity = snapshot.activity[policy.product]
+        for action in plan.actions:
+            if action.reason not in (Reason.INACTIVE, Reason.SEAT_CAP):
+                continue
+            person = snapshot.people[action.account_id]
+            threshold = policy.threshold_for(person.domain)
+            last = activity.last_active.get(person.account_id)
+            since = activity.licensed_since.get(person.account_id)
+            if last is not None:
+                assert (TODAY - last).days > threshold, action
+            else:
+                assert since is not None, action
+                assert (TODAY - since).days > threshold + policy.grace_days, action
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
+def test_nobody_without_entitlement_is_granted_a_license(org: Org) -> None:
+    for policy, plan in zip(org.policies, org.plans(), strict=True):
+        granted = {a.account_id for a in plan.actions if a.reason in (Reason.GRANT, Reason.RELICENSE)}
+        assert granted <= entitled(org.snapshot, policy)
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
+def test_a_return_event_relicenses_only_entitled_marked_unlicensed_active_people(org: Org) -> None:
+    snapshot = org.snapshot
+    for policy in org.policies:
+        marked = snapshot.members_of(group_id(policy.marker_group))
+        licensed = snapshot.members_of(group_id(policy.access_group))
+        for account_id, person in snapshot.people.items():
+            action = plan_relicense(snapshot, policy, account_id, NOW)
+            if action is None:
+                continue
+            assert action.reason is Reason.RELICENSE
+            assert account_id in entitled(snapshot, policy) & marked - licensed
+            assert person.status is AccountStatus.ACTIVE
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
+def test_excluded_people_and_admins_never_lose_a_license(org: Org) -> None:
+    for policy, plan in zip(org.policies, org.plans(), strict=True):
+        revoked = {a.account_id for a in plan.actions if a.reason in REVOKING_REASONS}
+        waiting = {w.account_id for w in plan.waiting if w.reason in REVOKING_REASONS}
+        assert not (revoked | waiting) & excluded(org.snapshot, policy)
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
+def test_suspended_closed_and_unknown_activity_people_are_not_revoked_for_inactivity(org: Org) -> None:
+    """Suspended and closed accounts get no action at all; people whose activity is unknown
+    tonight lose no license to INACTIVE or SEAT_CAP (losing the entitlement still counts)."""
+    snapshot = org.snapshot
+    unmanaged = {a for a, p in snapshot.people.items() if p.status is not AccountStatus.ACTIVE}
+    for policy, plan in zip(org.policies, org.plans(), strict=True):
+        unknown = snapshot.activity[policy.product].unknown
+        touched = {a.account_id for a in plan.actions} | {w.account_id for w in plan.waiting}
+        assert not touched & unmanaged
+        idle_revoked = {a.account_id for a in plan.actions if a.reason in (Reason.INACTIVE, Reason.SEAT_CAP)}
+        assert not idle_revoked & unknown
+
+
+@PROPERTY_SETTINGS
+@given(orgs(), st.randoms(use_true_random=False))
+def test_the_plan_does_not_depend_on_the_order_of_the_input(org: Org, rng: random.Random) -> None:
+    s = org.snapshot
+
+    def shuffled(items: Iterable[T]) -> list[T]:
+        out = list(items)
+        rng.shuffle(out)
+        return out
+
+    reordered = Snapshot.build(
+        s.taken_at,
+        shuffled(s.people.values()),
+        shuffled(s.groups.values()),
+        {g: shuffled(s.members[g]) for g in shuffled(s.members)},
+        {g: shuffled(m) for g, m in s.entra_members.items()},
+        {
+            p: ProductActivity(
+                dict(shuffled(a.last_active.items())),
+                frozenset(shuffled(a.unknown)),
+                dict(shuffled(a.licensed_since.items())),
+            )
+            for p, a in s.activity.items()
+        },
+    )
+
+    assert [comparable(p) for p in org.plans(reordered)] == [comparable(p) for p in org.plans()]
+    assert [p.waiting for p in org.plans(reordered)] == [p.waiting for p in org.plans()]
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
+def test_every_action_id_is_unique_within_a_plan(org: Org) -> None:
+    for plan in org.plans():
+        ids = [a.id for a in plan.actions]
+        assert len(ids) == len(set(ids))
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
+def test_each_person_gets_at_most_one_action_per_product(org: Org) -> None:
+    for plan in org.plans():
+        accounts = [a.account_id for a in plan.actions] + [w.account_id for w in plan.waiting]
+        assert len(accounts) == len(set(accounts))
