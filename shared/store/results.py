@@ -1,0 +1,139 @@
+"""Per-person results of a run: the `results` table, one row per person a run decided about.
+
+PartitionKey is the run id, RowKey the account id: a run's results are one partition, written
+in transactions of 100 and read back with one paged query. A row carries the action (its id,
+reason, operations and the facts it rested on) and what became of it (``outcome``,
+``detail``), so an approver can read a held plan and an auditor can read what a run did.
+
+Operations and facts are JSON columns: a few hundred bytes each, far inside the 64 KiB a
+property may hold. `json_column` refuses anything larger rather than let the service do it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, UpdateMode
+
+from shared.model import Action, Facts, Op, Plan, Reason
+from shared.store._base import Operation, from_json, json_column, key, submit_in_batches, without_none
+from shared.store.errors import mapped
+from shared.store.runs import OUTCOMES
+
+
+def _row(entity: TableEntity) -> dict[str, Any]:
+    get = entity.get
+    return {
+        "run_id": str(get("run_id") or entity["PartitionKey"]),
+        "account_id": str(get("account_id") or entity["RowKey"]),
+        "policy": str(get("policy") or ""),
+        "product": str(get("product") or ""),
+        "action_id": get("action_id") or None,
+        "reason": str(get("reason") or ""),
+        "ops": from_json(get("ops"), []),
+        "facts": from_json(get("facts"), {}),
+        "outcome": str(get("outcome") or ""),
+        "detail": str(get("detail") or ""),
+    }
+
+
+class ResultRepo:
+    """Save a plan's decisions and record what became of each."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def save_plan(self, run_id: str, plan: Plan) -> int:
+        """Store every action (``planned``) and every waiting decision (``waiting``) of a plan.
+
+        Rows are upserted, so saving the same plan again (a retried invocation) is harmless.
+        A person with both an action and a waiting entry keeps the action, with the reason to
+        wait in its detail. Returns the number of rows written.
+        """
+        rows: dict[str, dict[str, Any]] = {}
+        for waiting in plan.waiting:
+            rows[waiting.account_id] = {
+                "account_id": waiting.account_id,
+                "reason": waiting.reason.value,
+                "outcome": "waiting",
+                "detail": waiting.why,
+            }
+        for action in plan.actions:
+            earlier = rows.get(action.account_id)
+            rows[action.account_id] = {
+                "account_id": action.account_id,
+                "action_id": action.id,
+                "reason": action.reason.value,
+                "ops": json_column("action ops", [op.to_dict() for op in action.ops]),
+                "facts": json_column("action facts", action.facts.to_dict()),
+                "outcome": "planned",
+                "detail": f"also waiting: {earlier['detail']}" if earlier else "",
+            }
+        operations: list[Operation] = []
+        for account_id in sorted(rows):
+            entity = {
+                "PartitionKey": key(run_id),
+                "RowKey": key(account_id),
+                "run_id": run_id,
+                "policy": plan.policy,
+                "product": plan.product,
+                **rows[account_id],
+            }
+            operations.append(("upsert", without_none(entity), {"mode": UpdateMode.REPLACE}))
+        submit_in_batches(self._table, operations, f"save the plan of run {run_id}")
+        return len(operations)
+
+    def rows(self, run_id: str) -> list[dict[str, Any]]:
+        """Every result row of a run as plain JSON-ready dicts, by account id."""
+        with mapped(f"read the results of run {run_id}"):
+            return [
+                _row(entity)
+                for entity in self._table.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": key(run_id)}, results_per_page=1000
+                )
+            ]
+
+    def get(self, run_id: str, account_id: str) -> dict[str, Any] | None:
+        with mapped(f"read the result of {account_id} in run {run_id}"):
+            try:
+                return _row(self._table.get_entity(key(run_id), key(account_id)))
+            except ResourceNotFoundError:
+                return None
+
+    def actions(self, run_id: str) -> list[Action]:
+        """The run's actions rebuilt as the rules made them (waiting decisions are not actions)."""
+        return [
+            Action(
+                id=str(row["action_id"]),
+                policy=row["policy"],
+                product=row["product"],
+                account_id=row["account_id"],
+                reason=Reason(row["reason"]),
+                ops=tuple(Op.from_dict(op) for op in row["ops"]),
+                facts=Facts.from_dict(row["facts"]),
+            )
+            for row in self.rows(run_id)
+            if row["action_id"]
+        ]
+
+    def set_outcome(self, run_id: str, account_id: str, outcome: str, detail: str = "") -> str | None:
+        """Record what became of one person's action; returns the outcome recorded before.
+
+        The previous outcome lets a redelivered action see it was already counted. Last writer
+        wins: outcomes of one action come from one executor at a time (the action's queue message).
+        """
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        before = self.get(run_id, account_id)
+        entity = {
+            "PartitionKey": key(run_id),
+            "RowKey": key(account_id),
+            "run_id": run_id,
+            "account_id": account_id,
+            "outcome": outcome,
+            "detail": detail[:8000],
+        }
+        with mapped(f"record the outcome of {account_id} in run {run_id}"):
+            self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+        return before["outcome"] if before else None
