@@ -1,5 +1,9 @@
 """One module per trigger family, each thin: parse the trigger, call a service, answer."""
 
+from functions.admin import bp as admin
 from functions.health import bp as health
+from functions.reconcile import bp as reconcile
+from functions.timers import bp as timers
+from functions.webhooks import bp as webhooks
 
-BLUEPRINTS = [health]
+BLUEPRINTS = [health, reconcile, webhooks, timers, admin]

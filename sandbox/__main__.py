@@ -32,35 +32,52 @@ def _instant(text: str) -> datetime:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox",
-        description="Stand-ins for the Atlassian Admin API, Entra ID and Microsoft Graph.")
+        description="Stand-ins for the Atlassian Admin API, Entra ID and Microsoft Graph.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def org_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--users", type=int, default=200, help="people to generate")
         command.add_argument("--seed", type=int, default=7, help="same seed, same org")
-        command.add_argument("--products", nargs="+", default=list(DEFAULT_PRODUCTS),
-                             metavar="KEY", help="product keys (default: %(default)s)")
-        command.add_argument("--start", type=_instant, default=None,
-                             help="clock start, ISO 8601 (default: now)")
-        command.add_argument("--synced-access-groups", action="store_true",
-                             help="make {product}-users synced from Entra as well")
+        command.add_argument(
+            "--products",
+            nargs="+",
+            default=list(DEFAULT_PRODUCTS),
+            metavar="KEY",
+            help="product keys (default: %(default)s)",
+        )
+        command.add_argument(
+            "--start", type=_instant, default=None, help="clock start, ISO 8601 (default: now)"
+        )
+        command.add_argument(
+            "--synced-access-groups",
+            action="store_true",
+            help="make {product}-users synced from Entra as well",
+        )
 
     serve = commands.add_parser("serve", help="run both servers until interrupted")
     org_options(serve)
-    serve.add_argument("--org", default=None, metavar="FILE",
-                       help="load this org JSON instead of generating one")
+    serve.add_argument(
+        "--org", default=None, metavar="FILE", help="load this org JSON instead of generating one"
+    )
     serve.add_argument("--latency-ms", type=int, default=0, help="added to every request")
-    serve.add_argument("--rate-scale", type=float, default=1.0,
-                       help="multiplies every default rate limit")
-    serve.add_argument("--no-activity-in-search", action="store_true",
-                       help="users search leaves out lastActiveTimestamp")
+    serve.add_argument("--rate-scale", type=float, default=1.0, help="multiplies every default rate limit")
+    serve.add_argument(
+        "--no-activity-in-search", action="store_true", help="users search leaves out lastActiveTimestamp"
+    )
     serve.add_argument("--port-atlassian", type=int, default=0)
     serve.add_argument("--port-microsoft", type=int, default=0)
     serve.add_argument("--fault-timeout-s", type=float, default=30.0)
-    serve.add_argument("--deliver-notifications", action="store_true",
-                       help="POST Graph change notifications to subscriptions on Entra changes")
-    serve.add_argument("--validate-notification-urls", action="store_true",
-                       help="run the validation handshake when a subscription is created")
+    serve.add_argument(
+        "--deliver-notifications",
+        action="store_true",
+        help="POST Graph change notifications to subscriptions on Entra changes",
+    )
+    serve.add_argument(
+        "--validate-notification-urls",
+        action="store_true",
+        help="run the validation handshake when a subscription is created",
+    )
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     dump = commands.add_parser("dump", help="print a generated org as org-file JSON")
@@ -70,13 +87,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     config = SandboxConfig(
-        users=args.users, seed=args.seed, org_file=args.org, latency_ms=args.latency_ms,
-        rate_scale=args.rate_scale, activity_in_search=not args.no_activity_in_search,
-        products=tuple(args.products), start=args.start, fault_timeout_s=args.fault_timeout_s,
-        port_atlassian=args.port_atlassian, port_microsoft=args.port_microsoft,
+        users=args.users,
+        seed=args.seed,
+        org_file=args.org,
+        latency_ms=args.latency_ms,
+        rate_scale=args.rate_scale,
+        activity_in_search=not args.no_activity_in_search,
+        products=tuple(args.products),
+        start=args.start,
+        fault_timeout_s=args.fault_timeout_s,
+        port_atlassian=args.port_atlassian,
+        port_microsoft=args.port_microsoft,
         synced_access_groups=args.synced_access_groups,
         validate_notification_urls=args.validate_notification_urls,
-        deliver_notifications=args.deliver_notifications, verbose=args.verbose)
+        deliver_notifications=args.deliver_notifications,
+        verbose=args.verbose,
+    )
     try:
         sandbox = Sandbox.start(config)
     except (OrgFileError, OSError, ValueError) as exc:
@@ -99,9 +125,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _dump(args: argparse.Namespace) -> int:
-    org = generate_org(users=args.users, seed=args.seed, clock=Clock(args.start),
-                       products=tuple(args.products),
-                       synced_access_groups=args.synced_access_groups)
+    org = generate_org(
+        users=args.users,
+        seed=args.seed,
+        clock=Clock(args.start),
+        products=tuple(args.products),
+        synced_access_groups=args.synced_access_groups,
+    )
     json.dump(dump_org(org), sys.stdout, indent=2)
     print()
     return 0

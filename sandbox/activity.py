@@ -63,8 +63,7 @@ def _use_products(org: Org, rng: random.Random, start: datetime, end: datetime) 
     return uses
 
 
-def _come_back(org: Org, rng: random.Random, start: datetime,
-               end: datetime) -> list[tuple[str, str]]:
+def _come_back(org: Org, rng: random.Random, start: datetime, end: datetime) -> list[tuple[str, str]]:
     """Emit the day's return events in time order; return who came back for what."""
     users = org.users
     wanted = min(RETURNS_PER_DAY_CAP, max(1, len(users) // PEOPLE_PER_RETURN))
@@ -74,8 +73,9 @@ def _come_back(org: Org, rng: random.Random, start: datetime,
             marker = org.group_by_name(f"{held.key}{MARKER_SUFFIX}")
         except UnknownGroup:
             continue
-        candidates.extend((i, held.key) for i in org.sorted_member_indices([marker.id])
-                          if users[i].status == "active")
+        candidates.extend(
+            (i, held.key) for i in org.sorted_member_indices([marker.id]) if users[i].status == "active"
+        )
     returners = rng.sample(candidates, min(wanted, len(candidates)))
     span = (end - start).total_seconds()
     planned: list[tuple[datetime, str, str, str | None]] = []
@@ -84,13 +84,20 @@ def _come_back(org: Org, rng: random.Random, start: datetime,
         account_id = users[index].account_id
         planned.append((moment, account_id, actions.USER_LOGGED_IN, None))
         if rng.random() < ACCESS_REQUEST_SHARE:
-            planned.append((moment + timedelta(minutes=2), account_id,
-                            actions.PRODUCT_ACCESS_REQUESTED, product))
+            planned.append(
+                (moment + timedelta(minutes=2), account_id, actions.PRODUCT_ACCESS_REQUESTED, product)
+            )
     for _ in range(wanted):  # everyday logins: noise a classifier must ignore
         person = users[int(rng.random() * len(users))]
         if person.status == "active":
-            planned.append((start + timedelta(seconds=rng.random() * span),
-                            person.account_id, actions.USER_LOGGED_IN, None))
+            planned.append(
+                (
+                    start + timedelta(seconds=rng.random() * span),
+                    person.account_id,
+                    actions.USER_LOGGED_IN,
+                    None,
+                )
+            )
     for moment, account_id, action, about in sorted(planned, key=lambda p: (p[0], p[1])):
         org.user_event(account_id, action, product=about, at=min(moment, end))
     return [(users[i].account_id, product) for i, product in returners]

@@ -42,9 +42,14 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def check_client_assertion(assertion: str, *, certificate: ClientCertificate, client_id: str,
-                           audiences: Collection[str],
-                           now: float | None = None) -> AssertionRejection | None:
+def check_client_assertion(
+    assertion: str,
+    *,
+    certificate: ClientCertificate,
+    client_id: str,
+    audiences: Collection[str],
+    now: float | None = None,
+) -> AssertionRejection | None:
     """None when the assertion is good; otherwise the reason Entra would give."""
     malformed = AssertionRejection(50027, "JWT token is invalid or malformed.")
     parts = assertion.split(".")
@@ -59,14 +64,18 @@ def check_client_assertion(assertion: str, *, certificate: ClientCertificate, cl
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return malformed
     der = certificate.certificate.public_bytes(serialization.Encoding.DER)
-    known = {("x5t", _b64url(_digest(hashes.SHA1(), der))),  # noqa: S303 - x5t is SHA-1
-             ("x5t#S256", _b64url(_digest(hashes.SHA256(), der)))}
+    known = {
+        ("x5t", _b64url(_digest(hashes.SHA1(), der))),  # noqa: S303 - x5t is SHA-1
+        ("x5t#S256", _b64url(_digest(hashes.SHA256(), der))),
+    }
     # msal keeps base64 padding on thumbprints; the JWS spec drops it. Accept both.
-    presented = {(name, str(header[name]).rstrip("=")) for name in ("x5t", "x5t#S256")
-                 if name in header}
+    presented = {(name, str(header[name]).rstrip("=")) for name in ("x5t", "x5t#S256") if name in header}
     if not presented & known:
-        return AssertionRejection(700027, "The certificate with identifier used to sign the "
-                                       "client assertion is not registered on application.")
+        return AssertionRejection(
+            700027,
+            "The certificate with identifier used to sign the "
+            "client assertion is not registered on application.",
+        )
     public_key = certificate.certificate.public_key()
     assert isinstance(public_key, rsa.RSAPublicKey)
     signed = f"{parts[0]}.{parts[1]}".encode()
@@ -74,20 +83,27 @@ def check_client_assertion(assertion: str, *, certificate: ClientCertificate, cl
         if header.get("alg") == "RS256":
             public_key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
         elif header.get("alg") == "PS256":
-            public_key.verify(signature, signed, padding.PSS(
-                mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
-                hashes.SHA256())
+            public_key.verify(
+                signature,
+                signed,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+                hashes.SHA256(),
+            )
         else:
             return malformed
     except InvalidSignature:
         return AssertionRejection(700027, "Client assertion failed signature validation.")
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
-        return AssertionRejection(700021, "Client assertion application identifier doesn't "
-                                       "match 'client_id' parameter.")
+        return AssertionRejection(
+            700021, "Client assertion application identifier doesn't match 'client_id' parameter."
+        )
     if claims.get("aud") not in audiences:
-        return AssertionRejection(50013, f"Assertion audience does not match the expected "
-                                      f"audience. The audience in the assertion was "
-                                      f"'{claims.get('aud')}'.")
+        return AssertionRejection(
+            50013,
+            f"Assertion audience does not match the expected "
+            f"audience. The audience in the assertion was "
+            f"'{claims.get('aud')}'.",
+        )
     moment = time.time() if now is None else now
     expires = claims.get("exp")
     not_before = claims.get("nbf", claims.get("iat", 0))

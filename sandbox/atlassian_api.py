@@ -61,25 +61,34 @@ class AtlassianApi:
         add("POST", DIRECTORY + "/groups/search", GROUPS, self.search_groups)
         add("GET", DIRECTORY + "/groups/{group_id}", GROUPS, self.get_group)
         add("POST", DIRECTORY + "/groups/{group_id}/memberships", MEMBERSHIPS, self.add_member)
-        add("DELETE", DIRECTORY + "/groups/{group_id}/memberships/{account_id}", MEMBERSHIPS,
-            self.remove_member)
-        add("GET", V1 + "/directory/users/{account_id}/last-active-dates", LAST_ACTIVE,
-            self.last_active_dates)
+        add(
+            "DELETE",
+            DIRECTORY + "/groups/{group_id}/memberships/{account_id}",
+            MEMBERSHIPS,
+            self.remove_member,
+        )
+        add(
+            "GET", V1 + "/directory/users/{account_id}/last-active-dates", LAST_ACTIVE, self.last_active_dates
+        )
         AtlassianEvents(self._org).register(router, self._guard)
 
     def _root(self, req: ApiRequest) -> str:
-        return f"{req.base_url}/admin/v2/orgs/{self._org.org_id}/directories/" \
-               f"{self._org.identity.directory_id}"
+        return (
+            f"{req.base_url}/admin/v2/orgs/{self._org.org_id}/directories/{self._org.identity.directory_id}"
+        )
 
     # ---- directories and users ------------------------------------------------------
 
     # https://developer.atlassian.com/cloud/admin/organization/rest/api-group-directory/
     def list_directories(self, req: ApiRequest) -> ApiResponse:
         ident = self._org.identity
-        return ApiResponse.json(200, {
-            "data": [{"directoryId": ident.directory_id, "name": ident.directory_name,
-                      "icon": None}],
-            "links": {"self": None, "prev": None, "next": None}})
+        return ApiResponse.json(
+            200,
+            {
+                "data": [{"directoryId": ident.directory_id, "name": ident.directory_name, "icon": None}],
+                "links": {"self": None, "prev": None, "next": None},
+            },
+        )
 
     # POST /v2/orgs/{orgId}/directories/{directoryId}/users/search (WIRE.md §2)
     # https://developer.atlassian.com/cloud/admin/organization/rest/api-group-users/
@@ -89,15 +98,17 @@ class AtlassianApi:
         except BadJson as exc:
             return atlassian_error(400, "ADMIN-400-24", "Invalid request body", str(exc))
         if not isinstance(body, dict):
-            return atlassian_error(400, "ADMIN-400-24", "Invalid request body",
-                                   "The body must be a JSON object.")
+            return atlassian_error(
+                400, "ADMIN-400-24", "Invalid request body", "The body must be a JSON object."
+            )
         limit = parse_limit(body.get("limit"), USERS_DEFAULT_LIMIT, USERS_MAX_LIMIT)
         if isinstance(limit, ApiResponse):
             return limit
         expand = body.get("expand") or []
         if not isinstance(expand, list) or not set(expand) <= USER_EXPANDS:
-            return atlassian_error(400, "ADMIN-400-24", "Invalid expand",
-                                   f"expand takes {sorted(USER_EXPANDS)}.")
+            return atlassian_error(
+                400, "ADMIN-400-24", "Invalid expand", f"expand takes {sorted(USER_EXPANDS)}."
+            )
         with self._org.lock:
             query = self._user_query(body)
             if isinstance(query, ApiResponse):
@@ -111,8 +122,9 @@ class AtlassianApi:
                         raise InvalidCursor("cursor issued for other filters")
                     start = int(state["p"])
                 except (InvalidCursor, KeyError, ValueError):
-                    return atlassian_error(400, "ADMIN-400-1", "Invalid cursor",
-                                           "The cursor is not valid for this request.")
+                    return atlassian_error(
+                        400, "ADMIN-400-1", "Invalid cursor", "The cursor is not valid for this request."
+                    )
             page: list[User] = []
             next_position: int | None = None
             for person in self._walk(query, start):
@@ -122,10 +134,12 @@ class AtlassianApi:
                 page.append(person)
             root = self._root(req)
             data = [self._user_json(person, set(expand), root) for person in page]
-        next_cursor = None if next_position is None else \
-            encode_cursor("users", p=next_position, f=query.fingerprint)
-        return ApiResponse.json(200, {"data": data, "links": {
-            "self": cursor or None, "prev": None, "next": next_cursor}})
+        next_cursor = (
+            None if next_position is None else encode_cursor("users", p=next_position, f=query.fingerprint)
+        )
+        return ApiResponse.json(
+            200, {"data": data, "links": {"self": cursor or None, "prev": None, "next": next_cursor}}
+        )
 
     def _walk(self, query: _UserQuery, start: int) -> Iterator[User]:
         """Matching people from user index ``start`` on, in accountId order."""
@@ -133,7 +147,7 @@ class AtlassianApi:
         if query.candidates is None:
             positions: Any = range(start, len(users))
         else:
-            positions = query.candidates[bisect_left(query.candidates, start):]
+            positions = query.candidates[bisect_left(query.candidates, start) :]
         for position in positions:
             person = users[position]
             if query.accept(person):
@@ -141,75 +155,108 @@ class AtlassianApi:
 
     def _user_query(self, body: dict[str, Any]) -> _UserQuery | ApiResponse:
         if body.get("searchTerm") and body.get("emails"):
-            return atlassian_error(400, "ADMIN-400-24", "Invalid request body",
-                                   "searchTerm and emails cannot be combined.")
+            return atlassian_error(
+                400, "ADMIN-400-24", "Invalid request body", "searchTerm and emails cannot be combined."
+            )
         lists: dict[str, list[str]] = {}
-        for name in ("accountIds", "groupIds", "emailDomains", "status", "accountStatus",
-                     "membershipStatus", "roleIds", "emails", "resourceIds", "directoryIds"):
+        for name in (
+            "accountIds",
+            "groupIds",
+            "emailDomains",
+            "status",
+            "accountStatus",
+            "membershipStatus",
+            "roleIds",
+            "emails",
+            "resourceIds",
+            "directoryIds",
+        ):
             value = body.get(name)
             if value is None:
                 continue
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                return atlassian_error(400, "ADMIN-400-24", "Invalid request body",
-                                       f"{name} must be a list of strings.")
+                return atlassian_error(
+                    400, "ADMIN-400-24", "Invalid request body", f"{name} must be a list of strings."
+                )
             lists[name] = value
         if not set(lists.get("status", [])) <= STATUS_VALUES:
-            return atlassian_error(400, "ADMIN-400-24", "Invalid status",
-                                   f"status takes {sorted(STATUS_VALUES)}.")
+            return atlassian_error(
+                400, "ADMIN-400-24", "Invalid status", f"status takes {sorted(STATUS_VALUES)}."
+            )
         org = self._org
         candidates: list[int] | None = None
         if "accountIds" in lists:
-            candidates = sorted(u.index for a in lists["accountIds"]
-                                if (u := org.find_user(a)) is not None)
+            candidates = sorted(u.index for a in lists["accountIds"] if (u := org.find_user(a)) is not None)
         elif "emails" in lists:
-            candidates = sorted(u.index for e in lists["emails"]
-                                if (u := org.user_by_email(e)) is not None)
+            candidates = sorted(u.index for e in lists["emails"] if (u := org.user_by_email(e)) is not None)
         group_ids = [g for g in lists.get("groupIds", []) if _exists(org.group, g)]
-        resource_groups = [g.id for r in lists.get("resourceIds", [])
-                           for p in org.products if org.resource_id(p.key) == r
-                           for g in org.access_groups(p.key)]
+        resource_groups = [
+            g.id
+            for r in lists.get("resourceIds", [])
+            for p in org.products
+            if org.resource_id(p.key) == r
+            for g in org.access_groups(p.key)
+        ]
         if "groupIds" in lists or "resourceIds" in lists:
             scoped = org.sorted_member_indices(group_ids) if "groupIds" in lists else None
-            by_resource = org.sorted_member_indices(resource_groups) \
-                if "resourceIds" in lists else None
+            by_resource = org.sorted_member_indices(resource_groups) if "resourceIds" in lists else None
             for narrowed in (scoped, by_resource):
                 if narrowed is None:
                     continue
-                candidates = narrowed if candidates is None else \
-                    sorted(set(candidates) & set(narrowed))
-        accept = _user_predicate(lists, body.get("searchTerm"), body.get("mfaEnabled"),
-                                 body.get("claimStatus"))
+                candidates = narrowed if candidates is None else sorted(set(candidates) & set(narrowed))
+        accept = _user_predicate(
+            lists, body.get("searchTerm"), body.get("mfaEnabled"), body.get("claimStatus")
+        )
         filters = {k: v for k, v in body.items() if k not in ("cursor", "limit", "expand")}
-        fingerprint = hashlib.sha256(
-            json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+        fingerprint = hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
         return _UserQuery(candidates, accept, fingerprint)
 
     def _user_json(self, user: User, expand: set[str], root: str) -> dict[str, Any]:
         org = self._org
         avatar = f"https://avatar.example/{hashlib.md5(user.email.encode()).hexdigest()}"  # noqa: S324
         data: dict[str, Any] = {
-            "accountId": user.account_id, "accountType": "atlassian", "status": user.status,
-            "accountStatus": user.account_status, "membershipStatus": user.membership_status,
-            "addedToOrg": iso_ms(user.added_to_org), "name": user.name,
-            "nickname": user.name.split(" ")[0], "email": user.email, "emailVerified": True,
-            "claimStatus": user.claim_status, "picture": avatar, "avatar": avatar,
+            "accountId": user.account_id,
+            "accountType": "atlassian",
+            "status": user.status,
+            "accountStatus": user.account_status,
+            "membershipStatus": user.membership_status,
+            "addedToOrg": iso_ms(user.added_to_org),
+            "name": user.name,
+            "nickname": user.name.split(" ")[0],
+            "email": user.email,
+            "emailVerified": True,
+            "claimStatus": user.claim_status,
+            "picture": avatar,
+            "avatar": avatar,
             "managementSource": "invited" if user.is_external else "synced",
-            "mfaEnabled": user.mfa_enabled, "jobTitle": user.job_title,
-            "department": user.department, "organization": None, "location": None,
-            "timeZone": None, "links": {"self": f"{root}/users/{user.account_id}"},
-            "deactivatedOn": None, "forDeletion": False,
+            "mfaEnabled": user.mfa_enabled,
+            "jobTitle": user.job_title,
+            "department": user.department,
+            "organization": None,
+            "location": None,
+            "timeZone": None,
+            "links": {"self": f"{root}/users/{user.account_id}"},
+            "deactivatedOn": None,
+            "forDeletion": False,
         }
         if "platformRoles" in expand:
             data["platformRoles"] = list(user.platform_roles)
         if "counts.resources" in expand:
-            data["counts"] = {"resources": sum(
-                1 for p in org.products
-                if any(user.account_id in g.members for g in org.access_groups(p.key)))}
+            data["counts"] = {
+                "resources": sum(
+                    1
+                    for p in org.products
+                    if any(user.account_id in g.members for g in org.access_groups(p.key))
+                )
+            }
         if "productAccess" in expand:
             data["productAccess"] = self._product_access(user)
         if "groups" in expand:
-            data["groups"] = [{"id": g.id, "name": g.name, "description": g.description}
-                              for g in org.groups if user.account_id in g.members]
+            data["groups"] = [
+                {"id": g.id, "name": g.name, "description": g.description}
+                for g in org.groups
+                if user.account_id in g.members
+            ]
         return data
 
     def _product_access(self, user: User) -> list[dict[str, Any]]:
@@ -235,8 +282,14 @@ class AtlassianApi:
             user = self._org.find_user(account_id)
             if user is None:
                 return _user_not_found(account_id)
-            return ApiResponse.json(200, {"data": self._user_json(
-                user, {"platformRoles", "productAccess", "groups"}, self._root(req))})
+            return ApiResponse.json(
+                200,
+                {
+                    "data": self._user_json(
+                        user, {"platformRoles", "productAccess", "groups"}, self._root(req)
+                    )
+                },
+            )
 
     # POST …/users/{accountId}/suspend and …/restore (WIRE.md §5)
     # https://developer.atlassian.com/cloud/admin/organization/rest/api-group-users/
@@ -265,12 +318,17 @@ class AtlassianApi:
         except BadJson as exc:
             return atlassian_error(400, "ADMIN-400-24", "Invalid request body", str(exc))
         if not isinstance(body, dict):
-            return atlassian_error(400, "ADMIN-400-24", "Invalid request body",
-                                   "The body must be a JSON object.")
+            return atlassian_error(
+                400, "ADMIN-400-24", "Invalid request body", "The body must be a JSON object."
+            )
         names = body.get("groupNames")
         if names and (body.get("searchTerm") or body.get("groupIds")):
-            return atlassian_error(400, "ADMIN-400-24", "Invalid request body",
-                                   "groupNames cannot be combined with searchTerm or groupIds.")
+            return atlassian_error(
+                400,
+                "ADMIN-400-24",
+                "Invalid request body",
+                "groupNames cannot be combined with searchTerm or groupIds.",
+            )
         limit = parse_limit(body.get("limit"), GROUPS_DEFAULT_LIMIT, GROUPS_MAX_LIMIT)
         if isinstance(limit, ApiResponse):
             return limit
@@ -279,17 +337,26 @@ class AtlassianApi:
             try:
                 offset = int(decode_cursor("groups", str(body["cursor"]))["o"])
             except (InvalidCursor, KeyError, ValueError):
-                return atlassian_error(400, "ADMIN-400-1", "Invalid cursor",
-                                       "The cursor is not valid for this request.")
+                return atlassian_error(
+                    400, "ADMIN-400-1", "Invalid cursor", "The cursor is not valid for this request."
+                )
         expand = set(body.get("expand") or [])
         with self._org.lock:
             matches = [g for g in self._org.groups if _group_matches(g, body)]
-            page = matches[offset:offset + limit]
+            page = matches[offset : offset + limit]
             data = [self._group_json(g, expand, self._root(req)) for g in page]
         more = offset + limit < len(matches)
-        return ApiResponse.json(200, {"data": data, "links": {
-            "self": body.get("cursor"), "prev": None,
-            "next": encode_cursor("groups", o=offset + limit) if more else None}})
+        return ApiResponse.json(
+            200,
+            {
+                "data": data,
+                "links": {
+                    "self": body.get("cursor"),
+                    "prev": None,
+                    "next": encode_cursor("groups", o=offset + limit) if more else None,
+                },
+            },
+        )
 
     # GET …/directories/{directoryId}/groups/{groupId} -> {"data": {…}} (WIRE.md §4)
     # https://developer.atlassian.com/cloud/admin/organization/rest/api-group-groups/
@@ -299,17 +366,20 @@ class AtlassianApi:
                 group = self._org.group(group_id)
             except UnknownGroup:
                 return _group_not_found(group_id)
-            return ApiResponse.json(200, {"data": self._group_json(
-                group, {"counts.users", "counts.resources"}, self._root(req))})
+            return ApiResponse.json(
+                200, {"data": self._group_json(group, {"counts.users", "counts.resources"}, self._root(req))}
+            )
 
     def _group_json(self, group: Group, expand: set[str], root: str) -> dict[str, Any]:
         synced = group.external_synced
         data: dict[str, Any] = {
-            "id": group.id, "name": group.name, "description": group.description,
+            "id": group.id,
+            "name": group.name,
+            "description": group.description,
             "directoryId": self._org.identity.directory_id,
-            "managementAccess": {"deletable": not synced, "modifiable": not synced,
-                                 "readable": True},
-            "externalSynced": synced, "managedBy": "external" if synced else "admins",
+            "managementAccess": {"deletable": not synced, "modifiable": not synced, "readable": True},
+            "externalSynced": synced,
+            "managedBy": "external" if synced else "admins",
             "links": {"self": f"{root}/groups/{group.id}"},
         }
         counts: dict[str, int] = {}
@@ -331,8 +401,7 @@ class AtlassianApi:
             return atlassian_error(400, "ADMIN-400-24", "Invalid request body", str(exc))
         account_id = body.get("accountId") if isinstance(body, dict) else None
         if not isinstance(account_id, str) or not account_id:
-            return atlassian_error(400, "ADMIN-400-24", "Invalid request body",
-                                   "accountId is required.")
+            return atlassian_error(400, "ADMIN-400-24", "Invalid request body", "accountId is required.")
         return self._change_membership(group_id, account_id, add=True)
 
     # https://developer.atlassian.com/cloud/admin/organization/rest/api-group-groups/
@@ -348,13 +417,19 @@ class AtlassianApi:
         except UnknownUser:
             return _user_not_found(account_id)
         except GroupIsSynced as exc:
-            return atlassian_error(403, "ADMIN-403-5", "Group is managed externally",
-                                   f"Group {exc} is synced from an identity provider; change "
-                                   "its members there.")
+            return atlassian_error(
+                403,
+                "ADMIN-403-5",
+                "Group is managed externally",
+                f"Group {exc} is synced from an identity provider; change its members there.",
+            )
         except SeatLimitReached as exc:
-            return atlassian_error(409, "ADMIN-409-3", "License limit exceeded",
-                                   f"Licence exceeded for {exc.product}: all {exc.limit} seats "
-                                   "are taken.")
+            return atlassian_error(
+                409,
+                "ADMIN-409-3",
+                "License limit exceeded",
+                f"Licence exceeded for {exc.product}: all {exc.limit} seats are taken.",
+            )
         verb = "added to" if add else "removed from"
         return message_response(f"User {account_id} {verb} group {group_id}.")
 
@@ -367,25 +442,37 @@ class AtlassianApi:
             user = self._org.find_user(account_id)
             if user is None:
                 return _user_not_found(account_id)
-            access = [{"id": self._org.resource_id(p.key), "key": p.key,
-                       "last_active": iso_date(from_epoch(stamp)),
-                       "last_active_timestamp": iso_seconds(from_epoch(stamp))}
-                      for p, stamp in zip(self._org.products, user.last_active, strict=True)
-                      if stamp]
+            access = [
+                {
+                    "id": self._org.resource_id(p.key),
+                    "key": p.key,
+                    "last_active": iso_date(from_epoch(stamp)),
+                    "last_active_timestamp": iso_seconds(from_epoch(stamp)),
+                }
+                for p, stamp in zip(self._org.products, user.last_active, strict=True)
+                if stamp
+            ]
             added = user.added_to_org
-        return ApiResponse.json(200, {"data": {
-            "product_access": access, "added_to_org": iso_date(added),
-            "added_to_org_timestamp": iso_seconds(added)}, "links": {"next": None}})
+        return ApiResponse.json(
+            200,
+            {
+                "data": {
+                    "product_access": access,
+                    "added_to_org": iso_date(added),
+                    "added_to_org_timestamp": iso_seconds(added),
+                },
+                "links": {"next": None},
+            },
+        )
 
 
-
-def _user_predicate(lists: dict[str, list[str]], search_term: Any, mfa: Any,
-                    claim: Any) -> Callable[[User], bool]:
+def _user_predicate(
+    lists: dict[str, list[str]], search_term: Any, mfa: Any, claim: Any
+) -> Callable[[User], bool]:
     """The filters of a users search as one test; absent filters accept everyone."""
     accounts = set(lists["accountIds"]) if "accountIds" in lists else None
     emails = {e.lower() for e in lists["emails"]} if "emails" in lists else None
-    domains = {d.lower().lstrip("@") for d in lists["emailDomains"]} \
-        if "emailDomains" in lists else None
+    domains = {d.lower().lstrip("@") for d in lists["emailDomains"]} if "emailDomains" in lists else None
     statuses = set(lists["status"]) if "status" in lists else None
     account_statuses = set(lists["accountStatus"]) if "accountStatus" in lists else None
     memberships = set(lists["membershipStatus"]) if "membershipStatus" in lists else None
@@ -447,5 +534,4 @@ def _user_not_found(account_id: str) -> ApiResponse:
 
 
 def _group_not_found(group_id: str) -> ApiResponse:
-    return atlassian_error(404, "ADMIN-404-10", "Group not found",
-                           f"No group with id {group_id}.")
+    return atlassian_error(404, "ADMIN-404-10", "Group not found", f"No group with id {group_id}.")

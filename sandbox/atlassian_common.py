@@ -20,12 +20,25 @@ V1 = "/admin/v1/orgs/{org_id}"
 DIRECTORY = V2 + "/directories/{directory_id}"
 
 
-def atlassian_error(status: int, code: str, title: str, detail: str | None = None,
-                    headers: Mapping[str, str] | None = None) -> ApiResponse:
+def atlassian_error(
+    status: int, code: str, title: str, detail: str | None = None, headers: Mapping[str, str] | None = None
+) -> ApiResponse:
     """The Organizations API error body; ``status`` goes out as a string."""
-    return ApiResponse.json(status, {"errors": [{
-        "id": str(uuid.uuid4()), "status": str(status), "code": code, "title": title,
-        "detail": detail}]}, headers=headers)
+    return ApiResponse.json(
+        status,
+        {
+            "errors": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "status": str(status),
+                    "code": code,
+                    "title": title,
+                    "detail": detail,
+                }
+            ]
+        },
+        headers=headers,
+    )
 
 
 def message_response(text: str) -> ApiResponse:
@@ -43,28 +56,33 @@ def parse_limit(raw: Any, default: int, maximum: int) -> int | ApiResponse:
     except (TypeError, ValueError):
         value = 0
     if value < 1 or isinstance(raw, bool):
-        return atlassian_error(400, "ADMIN-400-24", "Invalid limit",
-                               "limit must be a positive integer.")
+        return atlassian_error(400, "ADMIN-400-24", "Invalid limit", "limit must be a positive integer.")
     return min(value, maximum)
 
 
 def api_key_guard(org: Org, api_key: str) -> Callable[[Handler], Handler]:
     """Wrap handlers so they run only for the org's API key, its org id and (on v2 paths)
     its directory (``-`` meaning all of them); 401 or 404 in Atlassian's shape otherwise."""
+
     def guard(handler: Handler) -> Handler:
         def guarded(req: ApiRequest, org_id: str, **params: str) -> ApiResponse:
             token = req.bearer_token()
             if token is None or not secrets.compare_digest(token, api_key):
                 # The code is the sandbox's choice ("ADMIN-401-1"); WIRE.md §6 lists none.
-                return atlassian_error(401, "ADMIN-401-1", "Unauthorized",
-                                       "The API key is missing or not valid for this org.")
+                return atlassian_error(
+                    401, "ADMIN-401-1", "Unauthorized", "The API key is missing or not valid for this org."
+                )
             if org_id != org.org_id:
-                return atlassian_error(404, "ADMIN-404-2", "Organization not found",
-                                       f"No organization with id {org_id}.")
+                return atlassian_error(
+                    404, "ADMIN-404-2", "Organization not found", f"No organization with id {org_id}."
+                )
             directory = params.pop("directory_id", None)
             if directory is not None and directory not in ("-", org.identity.directory_id):
-                return atlassian_error(404, "ADMIN-404-1", "Directory not found",
-                                       f"No directory with id {directory}.")
+                return atlassian_error(
+                    404, "ADMIN-404-1", "Directory not found", f"No directory with id {directory}."
+                )
             return handler(req, **params)
+
         return guarded
+
     return guard

@@ -23,8 +23,13 @@ from .timeutil import epoch_ms, iso_ms
 EVENTS_DEFAULT_LIMIT = 200  # WIRE.md §7 (go-atlassian)
 EVENTS_MAX_LIMIT = 500
 # Documentation addresses only (TEST-NET-3), for the events' location block.
-EVENT_LOCATION = {"ip": "203.0.113.10", "geo": "52.37,4.90", "countryName": "Netherlands",
-                  "regionName": "North Holland", "city": "Amsterdam"}
+EVENT_LOCATION = {
+    "ip": "203.0.113.10",
+    "geo": "52.37,4.90",
+    "countryName": "Netherlands",
+    "regionName": "North Holland",
+    "city": "Amsterdam",
+}
 
 
 def render_event(org: Org, event: OrgEvent, base_url: str) -> dict[str, Any]:
@@ -32,8 +37,10 @@ def render_event(org: Org, event: OrgEvent, base_url: str) -> dict[str, Any]:
     root = f"{base_url}/admin/v1/orgs/{org.org_id}"
     actor = dict(event.actor)
     if actor.get("auth", {}).get("authType") == "session":
-        actor["links"] = {"self": f"{root}/users/{actor['id']}",
-                          "alt": f"https://{org.identity.site_name}.atlassian.net/people/{actor['id']}"}
+        actor["links"] = {
+            "self": f"{root}/users/{actor['id']}",
+            "alt": f"https://{org.identity.site_name}.atlassian.net/people/{actor['id']}",
+        }
     context = []
     for item in event.context:
         kind = item["type"]
@@ -41,13 +48,24 @@ def render_event(org: Org, event: OrgEvent, base_url: str) -> dict[str, Any]:
         context.append({**item, "links": {"self": link} if link else {}})
     site = org.identity
     return {
-        "id": event.id, "type": "events",
+        "id": event.id,
+        "type": "events",
         "attributes": {
-            "time": iso_ms(event.time), "processedAt": iso_ms(event.time),
-            "action": event.action, "actor": actor, "context": context,
-            "container": [{"id": site.site_id, "type": "sites",
-                           "attributes": {"siteName": site.site_name,
-                                          "siteHostName": f"{site.site_name}.atlassian.net"}}],
+            "time": iso_ms(event.time),
+            "processedAt": iso_ms(event.time),
+            "action": event.action,
+            "actor": actor,
+            "context": context,
+            "container": [
+                {
+                    "id": site.site_id,
+                    "type": "sites",
+                    "attributes": {
+                        "siteName": site.site_name,
+                        "siteHostName": f"{site.site_name}.atlassian.net",
+                    },
+                }
+            ],
             "location": dict(EVENT_LOCATION),
         },
         "links": {"self": f"{root}/events/{event.id}"},
@@ -76,16 +94,18 @@ class AtlassianEvents:
         for name in ("from", "to"):
             text = req.param(name)
             if text is not None and not text.lstrip("-").isdigit():
-                return atlassian_error(400, "ADMIN-400-3", "Invalid time",
-                                       f"{name} must be epoch milliseconds.")
+                return atlassian_error(
+                    400, "ADMIN-400-3", "Invalid time", f"{name} must be epoch milliseconds."
+                )
             bounds[name] = int(text) if text is not None else None
         after: int | None = None
         if req.param("cursor"):
             try:
                 after = int(decode_cursor("events", req.param("cursor") or "")["after"])
             except (InvalidCursor, KeyError, ValueError):
-                return atlassian_error(400, "ADMIN-400-1", "Invalid cursor",
-                                       "The cursor is not valid for this request.")
+                return atlassian_error(
+                    400, "ADMIN-400-1", "Invalid cursor", "The cursor is not valid for this request."
+                )
         with self._org.lock:
             events = self._org.events
             start = after if after is not None else _first_at_or_after(events, bounds["from"])
@@ -106,11 +126,17 @@ class AtlassianEvents:
         query = {"cursor": next_cursor, "limit": str(limit)}
         if bounds["to"] is not None:
             query["to"] = str(bounds["to"])
-        return ApiResponse.json(200, {
-            "data": data,
-            "meta": {"next": next_cursor, "prev": None, "page_size": limit},
-            "links": {"next": f"{req.base_url}/admin/v1/orgs/{self._org.org_id}/events-stream?"
-                              + urlencode(query)}})
+        return ApiResponse.json(
+            200,
+            {
+                "data": data,
+                "meta": {"next": next_cursor, "prev": None, "page_size": limit},
+                "links": {
+                    "next": f"{req.base_url}/admin/v1/orgs/{self._org.org_id}/events-stream?"
+                    + urlencode(query)
+                },
+            },
+        )
 
     # GET /v1/orgs/{orgId}/events/{eventId} (WIRE.md §7)
     # https://developer.atlassian.com/cloud/admin/organization/rest/api-group-events/
@@ -118,18 +144,28 @@ class AtlassianEvents:
         with self._org.lock:
             found = next((e for e in reversed(self._org.events) if e.id == event_id), None)
             if found is None:
-                return atlassian_error(404, "ADMIN-404-4", "Event not found",
-                                       f"No event with id {event_id}.")
+                return atlassian_error(404, "ADMIN-404-4", "Event not found", f"No event with id {event_id}.")
             return ApiResponse.json(200, {"data": render_event(self._org, found, req.base_url)})
 
     # GET /v1/orgs/{orgId}/event-actions (WIRE.md §7); keys in actions.py are UNCONFIRMED.
     # https://developer.atlassian.com/cloud/admin/organization/rest/api-group-events/
     def event_actions(self, req: ApiRequest) -> ApiResponse:
-        return ApiResponse.json(200, {"data": [
-            {"id": a.key, "type": "event-actions",
-             "attributes": {"displayName": a.display_name,
-                            "groupDisplayName": a.group_display_name}}
-            for a in EVENT_ACTIONS.values()]})
+        return ApiResponse.json(
+            200,
+            {
+                "data": [
+                    {
+                        "id": a.key,
+                        "type": "event-actions",
+                        "attributes": {
+                            "displayName": a.display_name,
+                            "groupDisplayName": a.group_display_name,
+                        },
+                    }
+                    for a in EVENT_ACTIONS.values()
+                ]
+            },
+        )
 
 
 def _first_at_or_after(events: list[OrgEvent], from_ms: int | None) -> int:

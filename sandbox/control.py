@@ -38,8 +38,7 @@ def control_router(sandbox: Sandbox) -> Router:
         since = req.param("since") or "0"
         if not since.isdigit():
             return _bad("since must be a change seq")
-        return ApiResponse.json(200, {"data": [c.to_json() for c in
-                                               sandbox.changes(since=int(since))]})
+        return ApiResponse.json(200, {"data": [c.to_json() for c in sandbox.changes(since=int(since))]})
 
     def advance(req: ApiRequest) -> ApiResponse:
         try:
@@ -49,21 +48,37 @@ def control_router(sandbox: Sandbox) -> Router:
         if not isinstance(days, int) or days < 0:
             return _bad("days must be a non-negative integer")
         result = sandbox.advance(days=days)
-        return ApiResponse.json(200, {"now": sandbox.clock.now().isoformat(),
-                                      "uses": result.uses,
-                                      "returns": [list(r) for r in result.returns]})
+        return ApiResponse.json(
+            200,
+            {
+                "now": sandbox.clock.now().isoformat(),
+                "uses": result.uses,
+                "returns": [list(r) for r in result.returns],
+            },
+        )
 
     def add_fault(req: ApiRequest) -> ApiResponse:
         try:
             body = _body(req)
             rule = sandbox.faults.inject(
-                kind=str(body.get("kind")), path_contains=str(body.get("path_contains", "")),
-                count=body.get("count", 1), probability=body.get("probability"),
-                status=body.get("status"), retry_after=int(body.get("retry_after", 1)))
+                kind=str(body.get("kind")),
+                path_contains=str(body.get("path_contains", "")),
+                count=body.get("count", 1),
+                probability=body.get("probability"),
+                status=body.get("status"),
+                retry_after=int(body.get("retry_after", 1)),
+            )
         except (BadJson, ValueError, TypeError) as exc:
             return _bad(str(exc))
-        return ApiResponse.json(201, {"kind": rule.kind, "path_contains": rule.path_contains,
-                                      "count": rule.remaining, "probability": rule.probability})
+        return ApiResponse.json(
+            201,
+            {
+                "kind": rule.kind,
+                "path_contains": rule.path_contains,
+                "count": rule.remaining,
+                "probability": rule.probability,
+            },
+        )
 
     def clear_faults(req: ApiRequest) -> ApiResponse:
         sandbox.faults.clear()
@@ -100,8 +115,9 @@ def control_router(sandbox: Sandbox) -> Router:
     def entra_member(req: ApiRequest) -> ApiResponse:
         try:
             body = _body(req)
-            change = sandbox.entra_add_member if body.get("op", "add") == "add" \
-                else sandbox.entra_remove_member
+            change = (
+                sandbox.entra_add_member if body.get("op", "add") == "add" else sandbox.entra_remove_member
+            )
             changed = change(str(body["group_id"]), str(body["object_id"]))
         except (BadJson, KeyError, LookupError) as exc:
             return _bad(f"group_id and object_id of known objects expected: {exc}")

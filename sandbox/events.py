@@ -87,34 +87,42 @@ class Delivery:
         if self.counts_retries:
             headers[RETRY_HEADER] = str(self.retries + 1)
         status, text = _post(self.url, self.body, headers, self.verify)
-        return replace(self, headers=headers, status_code=status, text=text,
-                       retries=self.retries + 1)
+        return replace(self, headers=headers, status_code=status, text=text, retries=self.retries + 1)
 
 
-def _post(url: str, body: bytes, headers: Mapping[str, str],
-          verify: bool | ssl.SSLContext = True) -> tuple[int, str]:
+def _post(
+    url: str, body: bytes, headers: Mapping[str, str], verify: bool | ssl.SSLContext = True
+) -> tuple[int, str]:
     require_loopback(url)
     with httpx.Client(timeout=DELIVERY_TIMEOUT_S, verify=verify, trust_env=False) as client:
         response = client.post(url, content=body, headers=dict(headers))
         return response.status_code, response.text
 
 
-def deliver(url: str, payload: Any, headers: Mapping[str, str], *,
-            counts_retries: bool = False, verify: bool | ssl.SSLContext = True) -> Delivery:
+def deliver(
+    url: str,
+    payload: Any,
+    headers: Mapping[str, str],
+    *,
+    counts_retries: bool = False,
+    verify: bool | ssl.SSLContext = True,
+) -> Delivery:
     body = json.dumps(payload, separators=(",", ":")).encode()
     all_headers = {"Content-Type": "application/json", **headers}
     status, text = _post(url, body, all_headers, verify)
-    return Delivery(url, body, all_headers, status, text, counts_retries=counts_retries,
-                    verify=verify)
+    return Delivery(url, body, all_headers, status, text, counts_retries=counts_retries, verify=verify)
 
 
-def jira_webhook(url: str, payload: Mapping[str, Any], *, secret: str | None = None,
-                 verify: bool | ssl.SSLContext = True) -> Delivery:
+def jira_webhook(
+    url: str, payload: Mapping[str, Any], *, secret: str | None = None, verify: bool | ssl.SSLContext = True
+) -> Delivery:
     """A Jira admin webhook: signed over the exact bytes sent when ``secret`` is given."""
     body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json; charset=utf-8",
-               "X-Atlassian-Webhook-Identifier": f"{secrets.randbits(63)}",
-               "X-Atlassian-Webhook-Flow": "Primary"}
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-Atlassian-Webhook-Identifier": f"{secrets.randbits(63)}",
+        "X-Atlassian-Webhook-Flow": "Primary",
+    }
     if secret:
         digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         headers["X-Hub-Signature"] = f"sha256={digest}"
@@ -122,45 +130,74 @@ def jira_webhook(url: str, payload: Mapping[str, Any], *, secret: str | None = N
     return Delivery(url, body, headers, status, text, counts_retries=True, verify=verify)
 
 
-def graph_notification(*, subscription_id: str, expiration: str, client_state: str | None,
-                       tenant_id: str, group_id: str,
-                       change_type: str = "updated") -> dict[str, Any]:
+def graph_notification(
+    *,
+    subscription_id: str,
+    expiration: str,
+    client_state: str | None,
+    tenant_id: str,
+    group_id: str,
+    change_type: str = "updated",
+) -> dict[str, Any]:
     """One change notification for a group, as Graph posts it (WIRE.md §16)."""
-    return {"value": [{
-        "id": str(uuid.uuid4()), "subscriptionId": subscription_id,
-        "subscriptionExpirationDateTime": expiration, "clientState": client_state,
-        "changeType": change_type, "resource": f"Groups/{group_id}", "tenantId": tenant_id,
-        "resourceData": {"@odata.type": "#Microsoft.Graph.Group",
-                         "@odata.id": f"Groups/{group_id}", "id": group_id},
-    }]}
+    return {
+        "value": [
+            {
+                "id": str(uuid.uuid4()),
+                "subscriptionId": subscription_id,
+                "subscriptionExpirationDateTime": expiration,
+                "clientState": client_state,
+                "changeType": change_type,
+                "resource": f"Groups/{group_id}",
+                "tenantId": tenant_id,
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Group",
+                    "@odata.id": f"Groups/{group_id}",
+                    "id": group_id,
+                },
+            }
+        ]
+    }
 
 
-def lifecycle_notification(*, subscription_id: str, expiration: str, client_state: str | None,
-                           tenant_id: str, event: str = "reauthorizationRequired") -> dict[str, Any]:
+def lifecycle_notification(
+    *,
+    subscription_id: str,
+    expiration: str,
+    client_state: str | None,
+    tenant_id: str,
+    event: str = "reauthorizationRequired",
+) -> dict[str, Any]:
     """A lifecycle notification (https://learn.microsoft.com/graph/change-notifications-lifecycle-events)."""
-    return {"value": [{
-        "subscriptionId": subscription_id, "subscriptionExpirationDateTime": expiration,
-        "tenantId": tenant_id, "clientState": client_state, "lifecycleEvent": event}]}
+    return {
+        "value": [
+            {
+                "subscriptionId": subscription_id,
+                "subscriptionExpirationDateTime": expiration,
+                "tenantId": tenant_id,
+                "clientState": client_state,
+                "lifecycleEvent": event,
+            }
+        ]
+    }
 
 
-def validate_notification_url(url: str, *, verify: bool | ssl.SSLContext = True,
-                              timeout: float = DELIVERY_TIMEOUT_S) -> bool:
+def validate_notification_url(
+    url: str, *, verify: bool | ssl.SSLContext = True, timeout: float = DELIVERY_TIMEOUT_S
+) -> bool:
     """Graph's handshake: POST ``?validationToken=…`` (text/plain); the receiver must
     answer 200, text/plain, with the decoded token, within 10 s."""
     require_loopback(url)
-    token = f"Validation: Testing client application reachability for subscription " \
-            f"Request-Id: {uuid.uuid4()}"
+    token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
     separator = "&" if "?" in url else "?"
     target = f"{url}{separator}validationToken={quote(token)}"
     try:
         with httpx.Client(timeout=timeout, verify=verify, trust_env=False) as client:
-            response = client.post(target, content=b"",
-                                   headers={"Content-Type": "text/plain; charset=utf-8"})
+            response = client.post(target, content=b"", headers={"Content-Type": "text/plain; charset=utf-8"})
     except httpx.HTTPError:
         return False
     content_type = response.headers.get("content-type", "")
-    return (response.status_code == 200 and content_type.startswith("text/plain")
-            and response.text == token)
+    return response.status_code == 200 and content_type.startswith("text/plain") and response.text == token
 
 
 class NotificationWorker:
@@ -170,8 +207,7 @@ class NotificationWorker:
     def __init__(self, send: Callable[[str, dict[str, Any]], None]) -> None:
         self._send = send
         self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="sandbox-notifications",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sandbox-notifications", daemon=True)
         self._thread.start()
 
     def submit(self, url: str, payload: dict[str, Any]) -> None:

@@ -41,9 +41,15 @@ class Faults:
         self._lock = threading.Lock()
         self.timeout_s = timeout_s
 
-    def inject(self, kind: str, path_contains: str = "", count: int | None = 1,
-               probability: float | None = None, status: int | None = None,
-               retry_after: int = 1) -> FaultRule:
+    def inject(
+        self,
+        kind: str,
+        path_contains: str = "",
+        count: int | None = 1,
+        probability: float | None = None,
+        status: int | None = None,
+        retry_after: int = 1,
+    ) -> FaultRule:
         """Add a rule. ``count=None`` with no probability fires until ``clear()``."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")

@@ -21,10 +21,27 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+_FUNCTIONS: dict[int, list[Any]] = {}
+
+
+def registered(app: Any) -> list[Any]:
+    """The app's functions. `get_functions()` registers names and refuses a second call."""
+    if id(app) not in _FUNCTIONS:
+        _FUNCTIONS[id(app)] = list(app.get_functions())
+    return _FUNCTIONS[id(app)]
+
+
+def user_function(app: Any, name: str) -> Any:
+    """The Python callable behind a registered function, to call with func.* objects."""
+    for function in registered(app):
+        if function.get_function_name() == name:
+            return function.get_user_function()
+    raise KeyError(f"no function named {name}")
+
 
 def _routes(app: Any) -> list[tuple[re.Pattern[str], set[str], Any]]:
     routes = []
-    for function in app.get_functions():
+    for function in registered(app):
         trigger = function.get_trigger()
         route = getattr(trigger, "route", None)
         if route is None:
@@ -40,9 +57,9 @@ def _routes(app: Any) -> list[tuple[re.Pattern[str], set[str], Any]]:
 def call(function: Any, request: func.HttpRequest) -> func.HttpResponse:
     """Call a function's user code, sync or async, as the Python worker would."""
     result = function(request)
-    if inspect.isawaitable(result):
-        result = asyncio.run(result)  # type: ignore[arg-type]
-    return result  # type: ignore[no-any-return]
+    if inspect.iscoroutine(result):
+        result = asyncio.run(result)
+    return result
 
 
 @contextmanager

@@ -65,9 +65,14 @@ def day_anchor(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def generate_org(*, users: int, seed: int, clock: Clock,
-                 products: Sequence[str] = DEFAULT_PRODUCTS,
-                 synced_access_groups: bool = False) -> Org:
+def generate_org(
+    *,
+    users: int,
+    seed: int,
+    clock: Clock,
+    products: Sequence[str] = DEFAULT_PRODUCTS,
+    synced_access_groups: bool = False,
+) -> Org:
     """Draw an org of ``users`` people from ``seed``, dated relative to ``clock.start``.
 
     ``synced_access_groups`` makes each ``{product}-users`` group synced from an Entra
@@ -79,18 +84,26 @@ def generate_org(*, users: int, seed: int, clock: Clock,
         raise ValueError("products must be distinct and not empty")
     rng = random.Random(seed)
     identity = OrgIdentity(
-        org_id=_uuid(rng), org_name=f"Example Org {seed}", directory_id=_uuid(rng),
-        directory_name="Example directory", site_id=_uuid(rng), site_name="example-sandbox",
-        tenant_id=_uuid(rng), api_key_id=_uuid(rng))
+        org_id=_uuid(rng),
+        org_name=f"Example Org {seed}",
+        directory_id=_uuid(rng),
+        directory_name="Example directory",
+        site_id=_uuid(rng),
+        site_name="example-sandbox",
+        tenant_id=_uuid(rng),
+        api_key_id=_uuid(rng),
+    )
     anchor = int(day_anchor(clock.start).timestamp())
     people, service_ids = _draw_people(rng, users, len(products), anchor)
-    groups, entra_groups = _draw_groups(rng, people, service_ids, list(products), anchor,
-                                        synced_access_groups)
+    groups, entra_groups = _draw_groups(
+        rng, people, service_ids, list(products), anchor, synced_access_groups
+    )
     return Org(identity, [Product(p) for p in products], people, groups, entra_groups, clock)
 
 
-def _draw_people(rng: random.Random, count: int, product_count: int,
-                 anchor: int) -> tuple[list[User], list[str]]:
+def _draw_people(
+    rng: random.Random, count: int, product_count: int, anchor: int
+) -> tuple[list[User], list[str]]:
     """The people, and the account ids of the service accounts among them."""
     people: list[User] = []
     taken: dict[str, int] = {}
@@ -131,16 +144,25 @@ def _draw_people(rng: random.Random, count: int, product_count: int,
             elif role_draw < 0.01:
                 roles = (SITE_ADMIN, BASIC_ROLE)
         added = anchor - _between(rng, DAY, 6 * 365 * DAY)
-        people.append(User(
-            account_id=account_id, entra_object_id=object_id, name=display, email=email,
-            added_to_org=from_epoch(added), account_status=account_status, suspended=suspended,
-            account_enabled=account_status == "active", platform_roles=roles,
-            claim_status="unmanaged" if external else "managed",
-            job_title=None if position < service_count else _pick(rng, names.JOB_TITLES),
-            department=None if position < service_count else _pick(rng, names.DEPARTMENTS),
-            mfa_enabled=not external and rng.random() < 0.7,
-            daily_use_probability=_daily_use(rng) if position >= service_count else 0.0,
-            last_active=[0] * product_count))
+        people.append(
+            User(
+                account_id=account_id,
+                entra_object_id=object_id,
+                name=display,
+                email=email,
+                added_to_org=from_epoch(added),
+                account_status=account_status,
+                suspended=suspended,
+                account_enabled=account_status == "active",
+                platform_roles=roles,
+                claim_status="unmanaged" if external else "managed",
+                job_title=None if position < service_count else _pick(rng, names.JOB_TITLES),
+                department=None if position < service_count else _pick(rng, names.DEPARTMENTS),
+                mfa_enabled=not external and rng.random() < 0.7,
+                daily_use_probability=_daily_use(rng) if position >= service_count else 0.0,
+                last_active=[0] * product_count,
+            )
+        )
     _ensure_admins(people, service_count)
     return people, [p.account_id for p in people[:service_count]]
 
@@ -163,9 +185,14 @@ def _ensure_admins(people: list[User], service_count: int) -> None:
             person.platform_roles = (role, BASIC_ROLE)
 
 
-def _draw_groups(rng: random.Random, people: list[User], service_ids: list[str],
-                 products: list[str], anchor: int,
-                 synced_access_groups: bool) -> tuple[list[Group], list[EntraGroup]]:
+def _draw_groups(
+    rng: random.Random,
+    people: list[User],
+    service_ids: list[str],
+    products: list[str],
+    anchor: int,
+    synced_access_groups: bool,
+) -> tuple[list[Group], list[EntraGroup]]:
     groups: list[Group] = []
     entra_groups: list[EntraGroup] = []
     services = set(service_ids)
@@ -179,10 +206,14 @@ def _draw_groups(rng: random.Random, people: list[User], service_ids: list[str],
                 licensed.append(person)  # bots hold licenses and never open the product
                 continue
             is_entitled = rng.random() < entitled_share * (0.5 if person.is_external else 1)
-            is_licensed = rng.random() < (LICENSED_IF_ENTITLED if is_entitled
-                                          else LICENSED_IF_NOT_ENTITLED)
-            marker_odds = (MARKED_IF_LICENSED if is_licensed else
-                           MARKED_IF_ENTITLED_UNLICENSED if is_entitled else MARKED_IF_NEITHER)
+            is_licensed = rng.random() < (LICENSED_IF_ENTITLED if is_entitled else LICENSED_IF_NOT_ENTITLED)
+            marker_odds = (
+                MARKED_IF_LICENSED
+                if is_licensed
+                else MARKED_IF_ENTITLED_UNLICENSED
+                if is_entitled
+                else MARKED_IF_NEITHER
+            )
             is_marked = rng.random() < marker_odds
             if is_entitled:
                 entitled.append(person)
@@ -191,42 +222,57 @@ def _draw_groups(rng: random.Random, people: list[User], service_ids: list[str],
             if is_marked:
                 marked.append(person)
             person.last_active[index] = _draw_last_active(
-                rng, person, anchor, holds=is_licensed or is_entitled, marked=is_marked)
+                rng, person, anchor, holds=is_licensed or is_entitled, marked=is_marked
+            )
         role_name = f"{product}{USER_ROLE_SUFFIX}"
-        entra_role = EntraGroup(_uuid(rng), role_name,
-                                {p.entra_object_id for p in entitled})
+        entra_role = EntraGroup(_uuid(rng), role_name, {p.entra_object_id for p in entitled})
         entra_groups.append(entra_role)
-        groups.append(Group(_uuid(rng), role_name,
-                            f"Entitled to {product} (synced from Microsoft Entra ID)",
-                            synced_from=entra_role.id))
+        groups.append(
+            Group(
+                _uuid(rng),
+                role_name,
+                f"Entitled to {product} (synced from Microsoft Entra ID)",
+                synced_from=entra_role.id,
+            )
+        )
         access_name = f"{product}{ACCESS_SUFFIX}"
-        access = Group(_uuid(rng), access_name, f"Grants {product}",
-                       {p.account_id for p in licensed}, grants=(product,))
+        access = Group(
+            _uuid(rng), access_name, f"Grants {product}", {p.account_id for p in licensed}, grants=(product,)
+        )
         if synced_access_groups:
-            entra_access = EntraGroup(_uuid(rng), access_name,
-                                      {p.entra_object_id for p in licensed})
+            entra_access = EntraGroup(_uuid(rng), access_name, {p.entra_object_id for p in licensed})
             entra_groups.append(entra_access)
             access.synced_from = entra_access.id
             access.members = set()
         groups.append(access)
-        groups.append(Group(_uuid(rng), f"{product}{MARKER_SUFFIX}",
-                            f"{product} license taken for inactivity",
-                            {p.account_id for p in marked}))
+        groups.append(
+            Group(
+                _uuid(rng),
+                f"{product}{MARKER_SUFFIX}",
+                f"{product} license taken for inactivity",
+                {p.account_id for p in marked},
+            )
+        )
     regulars = [p for p in people if p.account_id not in services]
-    executives = {p.account_id for p in regulars
-                  if not p.is_external and rng.random() < EXECUTIVE_SHARE}
+    executives = {p.account_id for p in regulars if not p.is_external and rng.random() < EXECUTIVE_SHARE}
     if not executives and regulars:
         executives = {regulars[-1].account_id}
     groups.append(Group(_uuid(rng), "executives", "Leadership team", executives))
-    groups.append(Group(_uuid(rng), "service-accounts", "Automation and integration accounts",
-                        set(service_ids)))
-    groups.append(Group(_uuid(rng), "contractors", "External collaborators",
-                        {p.account_id for p in people if p.is_external}))
+    groups.append(
+        Group(_uuid(rng), "service-accounts", "Automation and integration accounts", set(service_ids))
+    )
+    groups.append(
+        Group(
+            _uuid(rng),
+            "contractors",
+            "External collaborators",
+            {p.account_id for p in people if p.is_external},
+        )
+    )
     return groups, entra_groups
 
 
-def _draw_last_active(rng: random.Random, person: User, anchor: int, *, holds: bool,
-                      marked: bool) -> int:
+def _draw_last_active(rng: random.Random, person: User, anchor: int, *, holds: bool, marked: bool) -> int:
     """Epoch seconds of the person's last use of one product, or 0 for never.
 
     Idle days follow the person's daily-use probability (a geometric gap, so heavy users

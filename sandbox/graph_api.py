@@ -47,14 +47,22 @@ _TOKEN_MESSAGES = {
 
 
 class GraphApi:
-    def __init__(self, org: Org, tokens: TokenStore, *, limiter: RateLimiter, faults: Faults,
-                 count: Callable[[str], None], application_id: str,
-                 url_validator: UrlValidator | None, seed: int) -> None:
+    def __init__(
+        self,
+        org: Org,
+        tokens: TokenStore,
+        *,
+        limiter: RateLimiter,
+        faults: Faults,
+        count: Callable[[str], None],
+        application_id: str,
+        url_validator: UrlValidator | None,
+        seed: int,
+    ) -> None:
         self._org = org
         self._tokens = tokens
         self.delta = GroupsDelta(org)
-        self.subscriptions = Subscriptions(org, application_id=application_id,
-                                           validator=url_validator)
+        self.subscriptions = Subscriptions(org, application_id=application_id, validator=url_validator)
         self.mailbox = Mailbox(org)
         items = Router()  # what a $batch item may call: everything but $batch itself
         self._add_routes(items, with_batch=False)
@@ -65,13 +73,15 @@ class GraphApi:
 
     def _add_routes(self, router: Router, *, with_batch: bool) -> None:
         def add(method: str, template: str, handler: Handler, limited: bool = True) -> None:
-            router.add(method, GRAPH_PREFIX + template, GRAPH, self._guard(handler),
-                       rate_limited=limited)
+            router.add(method, GRAPH_PREFIX + template, GRAPH, self._guard(handler), rate_limited=limited)
 
         for segment in ("transitiveMembers", "members"):
             add("GET", f"/groups/{{group_id}}/{segment}", self._members_handler(segment))
-            add("GET", f"/groups/{{group_id}}/{segment}/microsoft.graph.user",
-                self._members_handler(f"{segment}/microsoft.graph.user"))
+            add(
+                "GET",
+                f"/groups/{{group_id}}/{segment}/microsoft.graph.user",
+                self._members_handler(f"{segment}/microsoft.graph.user"),
+            )
         add("GET", "/groups/delta", self.delta.handle)  # before /groups/{id}
         add("GET", "/groups/{group_id}", self.get_group)
         add("POST", "/groups/{group_id}/members/$ref", self.add_member)
@@ -91,6 +101,7 @@ class GraphApi:
 
     def _guard(self, handler: Handler) -> Handler:
         """Refuse requests without a valid sandbox token; stamp Graph's request ids."""
+
         def guarded(req: ApiRequest, **params: str) -> ApiResponse:
             state = self._tokens.check(req.bearer_token())
             if state is TokenState.VALID:
@@ -98,14 +109,17 @@ class GraphApi:
             else:
                 response = graph_error(401, "InvalidAuthenticationToken", _TOKEN_MESSAGES[state])
             response.headers.setdefault("request-id", str(uuid.uuid4()))
-            response.headers.setdefault("client-request-id",
-                                        req.header("client-request-id") or str(uuid.uuid4()))
+            response.headers.setdefault(
+                "client-request-id", req.header("client-request-id") or str(uuid.uuid4())
+            )
             return response
+
         return guarded
 
     def _members_handler(self, segment: str) -> Handler:
         def handler(req: ApiRequest, group_id: str) -> ApiResponse:
             return self.list_members(req, group_id, segment)
+
         return handler
 
     # Nested groups do not occur in the sandbox, so members and transitiveMembers agree.
@@ -114,17 +128,21 @@ class GraphApi:
     def list_members(self, req: ApiRequest, group_id: str, segment: str) -> ApiResponse:
         for option in ("$filter", "$search", "$orderby"):
             if req.param(option) is not None:
-                return graph_error(400, "Request_UnsupportedQuery",
-                                   f"The sandbox does not implement {option} on {segment}.")
+                return graph_error(
+                    400, "Request_UnsupportedQuery", f"The sandbox does not implement {option} on {segment}."
+                )
         counted = (req.param("$count") or "").lower() == "true"
         if counted and (req.header("consistencylevel") or "").lower() != "eventual":
-            return graph_error(400, "Request_BadRequest",
-                               "$count requires the ConsistencyLevel: eventual header.")
+            return graph_error(
+                400, "Request_BadRequest", "$count requires the ConsistencyLevel: eventual header."
+            )
         top_text = req.param("$top") or str(DEFAULT_TOP)
         if not top_text.isdigit() or not 1 <= int(top_text) <= MAX_TOP:
-            return graph_error(400, "Request_BadRequest",
-                               f"Invalid page size specified: '{top_text}'. Must be between 1 "
-                               f"and {MAX_TOP} inclusive.")
+            return graph_error(
+                400,
+                "Request_BadRequest",
+                f"Invalid page size specified: '{top_text}'. Must be between 1 and {MAX_TOP} inclusive.",
+            )
         top = int(top_text)
         select = parse_select(req)
         after = ""
@@ -139,7 +157,7 @@ class GraphApi:
                 return not_found(group_id)
             members = self._org.sorted_entra_members(group_id)
             start = bisect_right(members, after) if after else 0
-            chunk = members[start:start + top]
+            chunk = members[start : start + top]
             value = []
             for object_id in chunk:
                 user = self._org.user_by_object_id(object_id)
@@ -148,14 +166,19 @@ class GraphApi:
             total = len(members)
         selected = f"({','.join(select)})" if select else ""
         body: dict[str, object] = {
-            "@odata.context": f"{graph_base(req)}/$metadata#directoryObjects{selected}"}
+            "@odata.context": f"{graph_base(req)}/$metadata#directoryObjects{selected}"
+        }
         if counted:
             body["@odata.count"] = total
         if start + len(chunk) < total:
-            body["@odata.nextLink"] = f"{graph_base(req)}/groups/{group_id}/{segment}?" + \
-                query_string({"$select": ",".join(select) if select else None,
-                              "$top": str(top), "$count": "true" if counted else None,
-                              "$skiptoken": encode_cursor("members", after=chunk[-1])})
+            body["@odata.nextLink"] = f"{graph_base(req)}/groups/{group_id}/{segment}?" + query_string(
+                {
+                    "$select": ",".join(select) if select else None,
+                    "$top": str(top),
+                    "$count": "true" if counted else None,
+                    "$skiptoken": encode_cursor("members", after=chunk[-1]),
+                }
+            )
         body["value"] = value
         return graph_json(200, body)
 
@@ -164,16 +187,22 @@ class GraphApi:
         group = self._org.find_entra_group(group_id)
         if group is None:
             return not_found(group_id)
-        return graph_json(200, {"@odata.context": f"{graph_base(req)}/$metadata#groups/$entity",
-                                **group_object(group)})
+        return graph_json(
+            200, {"@odata.context": f"{graph_base(req)}/$metadata#groups/$entity", **group_object(group)}
+        )
 
     # https://learn.microsoft.com/graph/api/user-get
     def get_user(self, req: ApiRequest, user_id: str) -> ApiResponse:
         user = self._org.user_by_object_id(user_id) or self._org.user_by_email(user_id)
         if user is None:
             return not_found(user_id)
-        return graph_json(200, {"@odata.context": f"{graph_base(req)}/$metadata#users/$entity",
-                                **user_object(user, parse_select(req))})
+        return graph_json(
+            200,
+            {
+                "@odata.context": f"{graph_base(req)}/$metadata#users/$entity",
+                **user_object(user, parse_select(req)),
+            },
+        )
 
     # https://learn.microsoft.com/graph/api/group-post-members : 204; an existing member is
     # refused with 400 "One or more added object references already exist".
@@ -185,8 +214,9 @@ class GraphApi:
         reference = body.get("@odata.id") if isinstance(body, dict) else None
         found = _REFERENCE.search(reference) if isinstance(reference, str) else None
         if found is None:
-            return graph_error(400, "Request_BadRequest",
-                               "Invalid @odata.id: expected .../directoryObjects/{id}.")
+            return graph_error(
+                400, "Request_BadRequest", "Invalid @odata.id: expected .../directoryObjects/{id}."
+            )
         object_id = found.group(1)
         try:
             added = self._org.entra_add_member(group_id, object_id, via=VIA_GRAPH)
@@ -195,9 +225,12 @@ class GraphApi:
         except UnknownEntraObject:
             return not_found(object_id)
         if not added:
-            return graph_error(400, "Request_BadRequest",
-                               "One or more added object references already exist for the "
-                               "following modified properties: 'members'.")
+            return graph_error(
+                400,
+                "Request_BadRequest",
+                "One or more added object references already exist for the "
+                "following modified properties: 'members'.",
+            )
         return ApiResponse.empty(204)
 
     # https://learn.microsoft.com/graph/api/group-delete-members : 204; not a member -> 404.

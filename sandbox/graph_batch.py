@@ -27,8 +27,9 @@ ITEM_HEADERS = ("content-type", "retry-after", "location")
 
 
 class BatchRunner:
-    def __init__(self, router: Router, *, limiter: RateLimiter, faults: Faults,
-                 count: Callable[[str], None], seed: int) -> None:
+    def __init__(
+        self, router: Router, *, limiter: RateLimiter, faults: Faults, count: Callable[[str], None], seed: int
+    ) -> None:
         self._router = router
         self._limiter = limiter
         self._faults = faults
@@ -45,8 +46,9 @@ class BatchRunner:
         if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
             return graph_error(400, "BadRequest", "Invalid batch payload format.")
         if len(items) > MAX_REQUESTS:
-            return graph_error(400, "BadRequest",
-                               f"Number of batch requests exceeds the limit of {MAX_REQUESTS}.")
+            return graph_error(
+                400, "BadRequest", f"Number of batch requests exceeds the limit of {MAX_REQUESTS}."
+            )
         ids = [str(item.get("id", "")) for item in items]
         if len(set(ids)) != len(ids) or not all(ids):
             return graph_error(400, "BadRequest", "Batch request ids must be present and unique.")
@@ -60,22 +62,27 @@ class BatchRunner:
         self._rng.shuffle(responses)
         return graph_json(200, {"responses": responses})
 
-    def _run_item(self, outer: ApiRequest, item: dict[str, Any],
-                  done: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _run_item(
+        self, outer: ApiRequest, item: dict[str, Any], done: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
         item_id = str(item["id"])
         failed = [d for d in _depends_on(item) if done[d]["status"] >= 400]
         if failed:
-            return _item(item_id, graph_error(424, "FailedDependency",
-                                              f"Dependency {failed[0]} failed."))
+            return _item(item_id, graph_error(424, "FailedDependency", f"Dependency {failed[0]} failed."))
         method = str(item.get("method", "GET")).upper()
         url = str(item.get("url", ""))
         headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}
         body = b""
         if "body" in item:
             if not any(k.lower() == "content-type" for k in headers):
-                return _item(item_id, graph_error(
-                    400, "BadRequest",
-                    f"Write request id : {item_id} does not contain Content-Type header or body."))
+                return _item(
+                    item_id,
+                    graph_error(
+                        400,
+                        "BadRequest",
+                        f"Write request id : {item_id} does not contain Content-Type header or body.",
+                    ),
+                )
             body = json.dumps(item["body"]).encode()
         target = f"{GRAPH_PREFIX}/{url.lstrip('/')}"
         self._count(GRAPH)
@@ -83,23 +90,26 @@ class BatchRunner:
         if fault is not None and fault.kind == "429":
             return _item(item_id, _throttled(fault.retry_after))
         if fault is not None:
-            return _item(item_id, graph_error(fault.status, "serviceNotAvailable",
-                                              "The service is temporarily unavailable."))
+            return _item(
+                item_id,
+                graph_error(fault.status, "serviceNotAvailable", "The service is temporarily unavailable."),
+            )
         admission = self._limiter.admit(GRAPH)
         if admission is not None and not admission.allowed:
             return _item(item_id, _throttled(admission.retry_after))
-        request = ApiRequest.build(method, target, {**outer.headers, **headers}, body,
-                                   outer.base_url)
+        request = ApiRequest.build(method, target, {**outer.headers, **headers}, body, outer.base_url)
         found = self._router.match(method, request.path)
         if found is None:
-            return _item(item_id, graph_error(400, "BadRequest",
-                                              f"Resource not found for the segment '{url}'."))
+            return _item(
+                item_id, graph_error(400, "BadRequest", f"Resource not found for the segment '{url}'.")
+            )
         return _item(item_id, found.route.handler(request, **found.params))
 
 
 def _throttled(retry_after: int) -> ApiResponse:
-    return graph_error(429, "TooManyRequests", "Too many requests.",
-                       headers={"Retry-After": str(retry_after)})
+    return graph_error(
+        429, "TooManyRequests", "Too many requests.", headers={"Retry-After": str(retry_after)}
+    )
 
 
 def _depends_on(item: dict[str, Any]) -> list[str]:

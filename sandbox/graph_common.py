@@ -18,14 +18,25 @@ from .routing import ApiRequest, ApiResponse
 from .timeutil import UTC
 
 GRAPH_PREFIX = "/v1.0"
-JSON_TYPE = ("application/json;odata.metadata=minimal;odata.streaming=true;"
-             "IEEE754Compatible=false;charset=utf-8")
+JSON_TYPE = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+)
 
 # What GET /users/{id} returns without $select: accountEnabled is not among them
 # (https://learn.microsoft.com/graph/api/resources/user#properties).
-USER_DEFAULT_PROPERTIES = ("businessPhones", "displayName", "givenName", "jobTitle", "mail",
-                           "mobilePhone", "officeLocation", "preferredLanguage", "surname",
-                           "userPrincipalName", "id")
+USER_DEFAULT_PROPERTIES = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
 
 
 def graph_base(req: ApiRequest) -> str:
@@ -36,21 +47,34 @@ def graph_json(status: int, payload: Any, headers: Mapping[str, str] | None = No
     return ApiResponse.json(status, payload, headers=headers, content_type=JSON_TYPE)
 
 
-def graph_error(status: int, code: str, message: str,
-                headers: Mapping[str, str] | None = None) -> ApiResponse:
-    return graph_json(status, {"error": {
-        "code": code, "message": message,
-        "innerError": {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                       "request-id": str(uuid.uuid4()),
-                       "client-request-id": str(uuid.uuid4())},
-    }}, headers)
+def graph_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> ApiResponse:
+    return graph_json(
+        status,
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "request-id": str(uuid.uuid4()),
+                    "client-request-id": str(uuid.uuid4()),
+                },
+            }
+        },
+        headers,
+    )
 
 
 def not_found(object_id: str) -> ApiResponse:
     """Graph's answer for an unknown object or a missing reference (WIRE.md §14)."""
-    return graph_error(404, "Request_ResourceNotFound",
-                       f"Resource '{object_id}' does not exist or one of its queried "
-                       "reference-property objects are not present.")
+    return graph_error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried "
+        "reference-property objects are not present.",
+    )
 
 
 def parse_select(req: ApiRequest) -> list[str] | None:
@@ -64,11 +88,19 @@ def user_object(user: User, select: list[str] | None) -> dict[str, Any]:
     """A user as Graph renders it: default properties, or just what ``$select`` names."""
     given, _, surname = user.name.partition(" ")
     full: dict[str, Any] = {
-        "businessPhones": [], "displayName": user.name, "givenName": given or None,
-        "jobTitle": user.job_title, "mail": user.email, "mobilePhone": None,
-        "officeLocation": None, "preferredLanguage": None, "surname": surname or None,
-        "userPrincipalName": user.upn, "id": user.entra_object_id,
-        "accountEnabled": user.account_enabled, "department": user.department,
+        "businessPhones": [],
+        "displayName": user.name,
+        "givenName": given or None,
+        "jobTitle": user.job_title,
+        "mail": user.email,
+        "mobilePhone": None,
+        "officeLocation": None,
+        "preferredLanguage": None,
+        "surname": surname or None,
+        "userPrincipalName": user.upn,
+        "id": user.entra_object_id,
+        "accountEnabled": user.account_enabled,
+        "department": user.department,
     }
     wanted = select if select is not None else USER_DEFAULT_PROPERTIES
     rendered: dict[str, Any] = {"@odata.type": "#microsoft.graph.user"}
@@ -78,12 +110,19 @@ def user_object(user: User, select: list[str] | None) -> dict[str, Any]:
 
 
 def group_object(group: EntraGroup) -> dict[str, Any]:
-    return {"@odata.type": "#microsoft.graph.group", "id": group.id,
-            "displayName": group.display_name, "description": None, "groupTypes": [],
-            "mailEnabled": False, "securityEnabled": True}
+    return {
+        "@odata.type": "#microsoft.graph.group",
+        "id": group.id,
+        "displayName": group.display_name,
+        "description": None,
+        "groupTypes": [],
+        "mailEnabled": False,
+        "securityEnabled": True,
+    }
 
 
 def query_string(params: Mapping[str, str | None]) -> str:
     """A query string that keeps ``$`` and ``,`` readable, as Graph's links do."""
-    return "&".join(f"{name}={quote(value, safe=',$')}"
-                    for name, value in params.items() if value is not None)
+    return "&".join(
+        f"{name}={quote(value, safe=',$')}" for name, value in params.items() if value is not None
+    )

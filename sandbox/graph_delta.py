@@ -57,8 +57,9 @@ class GroupsDelta:
     def handle(self, req: ApiRequest) -> ApiResponse:
         for name in _UNSUPPORTED:
             if req.param(name) is not None:
-                return graph_error(400, "Request_UnsupportedQuery",
-                                   f"Unsupported query option '{name}' for delta queries.")
+                return graph_error(
+                    400, "Request_UnsupportedQuery", f"Unsupported query option '{name}' for delta queries."
+                )
         try:
             if req.param("$skiptoken"):
                 return self._page(req, decode_cursor("delta-page", req.param("$skiptoken") or ""))
@@ -74,10 +75,10 @@ class GroupsDelta:
         with self._org.lock:
             seq = self._org.entra_seq
             if delta_token == SYNC_FROM_NOW:
-                return graph_json(200, self._envelope(req, select, [],
-                                                      delta=self._delta_state(groups, select, seq)))
-            return self._page(req, {"m": "full", "g": groups, "sel": select, "to": seq,
-                                    "gi": 0, "after": ""})
+                return graph_json(
+                    200, self._envelope(req, select, [], delta=self._delta_state(groups, select, seq))
+                )
+            return self._page(req, {"m": "full", "g": groups, "sel": select, "to": seq, "gi": 0, "after": ""})
 
     def _filtered_groups(self, req: ApiRequest) -> list[str] | ApiResponse:
         raw = req.param("$filter")
@@ -87,32 +88,54 @@ class GroupsDelta:
         for clause in re.split(r"\s+or\s+", raw.strip(), flags=re.IGNORECASE):
             found = _ID_EQ.match(clause)
             if not found:
-                return graph_error(400, "Request_UnsupportedQuery",
-                                   "Only 'id eq' filters joined by 'or' are supported on "
-                                   "groups/delta.")
+                return graph_error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Only 'id eq' filters joined by 'or' are supported on groups/delta.",
+                )
             ids.append(found.group(1))
         if len(ids) > MAX_FILTER_IDS:
-            return graph_error(400, "Request_BadRequest",
-                               f"At most {MAX_FILTER_IDS} ids may be filtered in one delta query.")
+            return graph_error(
+                400, "Request_BadRequest", f"At most {MAX_FILTER_IDS} ids may be filtered in one delta query."
+            )
         return sorted(set(ids))
 
     def _changes_since(self, req: ApiRequest, state: dict[str, Any]) -> ApiResponse:
         with self._lock:
             resync, self._resync_pending = self._resync_pending, False
         if resync:
-            fresh = query_string({"$select": ",".join(state["sel"]),
-                                  "$filter": " or ".join(f"id eq '{g}'" for g in state["g"])})
-            return graph_error(410, "resyncRequired", "The delta token cannot be served; "
-                               "start a full synchronization again.",
-                               headers={"Location": f"{graph_base(req)}/groups/delta?{fresh}"})
+            fresh = query_string(
+                {
+                    "$select": ",".join(state["sel"]),
+                    "$filter": " or ".join(f"id eq '{g}'" for g in state["g"]),
+                }
+            )
+            return graph_error(
+                410,
+                "resyncRequired",
+                "The delta token cannot be served; start a full synchronization again.",
+                headers={"Location": f"{graph_base(req)}/groups/delta?{fresh}"},
+            )
         with self._org.lock:
             issued = float(state["t"])
             if self._org.clock.now().timestamp() - issued > TOKEN_LIFETIME.total_seconds():
-                return graph_error(400, "syncStateNotFound",
-                                   "The sync state generation is not found. The delta token is "
-                                   "expired and data must be synchronized again.")
-            return self._page(req, {"m": "changes", "g": state["g"], "sel": state["sel"],
-                                    "from": state["s"], "to": self._org.entra_seq, "pos": 0})
+                return graph_error(
+                    400,
+                    "syncStateNotFound",
+                    "The sync state generation is not found. The delta token is "
+                    "expired and data must be synchronized again.",
+                )
+            return self._page(
+                req,
+                {
+                    "m": "changes",
+                    "g": state["g"],
+                    "sel": state["sel"],
+                    "from": state["s"],
+                    "to": self._org.entra_seq,
+                    "pos": 0,
+                },
+            )
 
     def _page(self, req: ApiRequest, state: dict[str, Any]) -> ApiResponse:
         with self._org.lock:
@@ -141,7 +164,7 @@ class GroupsDelta:
             if with_members:
                 members = self._org.sorted_entra_members(group.id)
                 start = bisect_right(members, after) if after else 0
-                chunk = members[start:start + max(budget, 1)]
+                chunk = members[start : start + max(budget, 1)]
                 obj["members@delta"] = [_member(oid) for oid in chunk]
                 budget -= len(chunk)
                 value.append(obj)
@@ -162,7 +185,7 @@ class GroupsDelta:
                 latest[(change.group_id, change.object_id)] = change.added
         ordered = sorted(latest.items())
         position = int(state["pos"])
-        chunk = ordered[position:position + self.page_size]
+        chunk = ordered[position : position + self.page_size]
         value: list[dict[str, Any]] = []
         for (group_id, object_id), added in chunk:
             if not value or value[-1]["id"] != group_id:
@@ -180,15 +203,19 @@ class GroupsDelta:
         return entry
 
     def _delta_state(self, groups: list[str], select: list[str], seq: int) -> dict[str, Any]:
-        return {"g": groups, "sel": select, "s": seq,
-                "t": self._org.clock.now().timestamp()}
+        return {"g": groups, "sel": select, "s": seq, "t": self._org.clock.now().timestamp()}
 
-    def _envelope(self, req: ApiRequest, select: list[str], value: list[dict[str, Any]], *,
-                  page: dict[str, Any] | None = None,
-                  delta: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _envelope(
+        self,
+        req: ApiRequest,
+        select: list[str],
+        value: list[dict[str, Any]],
+        *,
+        page: dict[str, Any] | None = None,
+        delta: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         base = f"{graph_base(req)}/groups/delta"
-        body: dict[str, Any] = {"@odata.context":
-                                f"{graph_base(req)}/$metadata#groups({','.join(select)})"}
+        body: dict[str, Any] = {"@odata.context": f"{graph_base(req)}/$metadata#groups({','.join(select)})"}
         if page is not None:
             skip = encode_cursor("delta-page", **page)
             body["@odata.nextLink"] = f"{base}?{query_string({'$skiptoken': skip})}"

@@ -31,9 +31,16 @@ class Mail:
     save_to_sent_items: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": iso_ms(self.at), "from": self.sender, "to": list(self.to),
-                "cc": list(self.cc), "subject": self.subject, "contentType": self.content_type,
-                "content": self.content, "saveToSentItems": self.save_to_sent_items}
+        return {
+            "at": iso_ms(self.at),
+            "from": self.sender,
+            "to": list(self.to),
+            "cc": list(self.cc),
+            "subject": self.subject,
+            "contentType": self.content_type,
+            "content": self.content,
+            "saveToSentItems": self.save_to_sent_items,
+        }
 
 
 class Mailbox:
@@ -64,16 +71,21 @@ class Mailbox:
             return graph_error(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
         raw_body = message.get("body")
         content: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
-        mail = Mail(at=self._org.clock.now(), sender=sender.upn, to=to,
-                    cc=_addresses(message.get("ccRecipients")),
-                    subject=str(message.get("subject", "")),
-                    content_type=str(content.get("contentType", "Text")),
-                    content=str(content.get("content", "")),
-                    save_to_sent_items=bool(body.get("saveToSentItems", True)))
+        mail = Mail(
+            at=self._org.clock.now(),
+            sender=sender.upn,
+            to=to,
+            cc=_addresses(message.get("ccRecipients")),
+            subject=str(message.get("subject", "")),
+            content_type=str(content.get("contentType", "Text")),
+            content=str(content.get("content", "")),
+            save_to_sent_items=bool(body.get("saveToSentItems", True)),
+        )
         with self._lock:
             self._mails.append(mail)
-        self._org.record_change("entra", "mail_sent", sender=mail.sender, to=list(mail.to),
-                                subject=mail.subject)
+        self._org.record_change(
+            "entra", "mail_sent", sender=mail.sender, to=list(mail.to), subject=mail.subject
+        )
         return ApiResponse.empty(202)
 
     def _find(self, user_id: str) -> User | None:
@@ -85,8 +97,9 @@ def _addresses(recipients: Any) -> tuple[str, ...]:
         return ()
     found = []
     for recipient in recipients:
-        address = (recipient.get("emailAddress") or {}).get("address") \
-            if isinstance(recipient, dict) else None
+        address = (
+            (recipient.get("emailAddress") or {}).get("address") if isinstance(recipient, dict) else None
+        )
         if isinstance(address, str) and "@" in address:
             found.append(address)
     return tuple(found)

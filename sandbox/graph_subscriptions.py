@@ -44,13 +44,20 @@ class Subscription:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "resource": self.resource, "applicationId": self.application_id,
-            "changeType": self.change_type, "clientState": self.client_state,
-            "notificationUrl": self.notification_url, "notificationQueryOptions": None,
+            "id": self.id,
+            "resource": self.resource,
+            "applicationId": self.application_id,
+            "changeType": self.change_type,
+            "clientState": self.client_state,
+            "notificationUrl": self.notification_url,
+            "notificationQueryOptions": None,
             "lifecycleNotificationUrl": self.lifecycle_notification_url,
-            "expirationDateTime": iso_ms(self.expiration), "creatorId": self.creator_id,
-            "includeResourceData": False, "latestSupportedTlsVersion": "v1_2",
-            "encryptionCertificate": None, "encryptionCertificateId": None,
+            "expirationDateTime": iso_ms(self.expiration),
+            "creatorId": self.creator_id,
+            "includeResourceData": False,
+            "latestSupportedTlsVersion": "v1_2",
+            "encryptionCertificate": None,
+            "encryptionCertificateId": None,
             "notificationUrlAppId": None,
         }
 
@@ -87,14 +94,19 @@ class Subscriptions:
             return graph_error(400, "InvalidRequest", str(exc))
         if not isinstance(body, dict):
             return graph_error(400, "InvalidRequest", "The body must be a JSON object.")
-        missing = [f for f in ("changeType", "notificationUrl", "resource", "expirationDateTime")
-                   if not isinstance(body.get(f), str) or not body.get(f)]
+        missing = [
+            f
+            for f in ("changeType", "notificationUrl", "resource", "expirationDateTime")
+            if not isinstance(body.get(f), str) or not body.get(f)
+        ]
         if missing:
             return graph_error(400, "InvalidRequest", f"Missing required property: {missing[0]}.")
         resource = body["resource"].strip("/")
-        problem = (self._resource_problem(resource)
-                   or self._change_type_problem(body["changeType"], resource)
-                   or self._client_state_problem(body.get("clientState")))
+        problem = (
+            self._resource_problem(resource)
+            or self._change_type_problem(body["changeType"], resource)
+            or self._client_state_problem(body.get("clientState"))
+        )
         if problem:
             return problem
         expiration = self._expiration(body["expirationDateTime"])
@@ -106,31 +118,51 @@ class Subscriptions:
             if url_problem:
                 return url_problem
         subscription = Subscription(
-            id=str(uuid.uuid4()), resource=body["resource"], change_type=body["changeType"],
+            id=str(uuid.uuid4()),
+            resource=body["resource"],
+            change_type=body["changeType"],
             notification_url=body["notificationUrl"],
             lifecycle_notification_url=body.get("lifecycleNotificationUrl"),
-            client_state=body.get("clientState"), expiration=expiration,
-            application_id=self._application_id, creator_id=self._creator_id)
+            client_state=body.get("clientState"),
+            expiration=expiration,
+            application_id=self._application_id,
+            creator_id=self._creator_id,
+        )
         with self._lock:
             self._items[subscription.id] = subscription
-        self._org.record_change("entra", "subscription_created", subscription_id=subscription.id,
-                                resource=subscription.resource,
-                                expiration=iso_ms(subscription.expiration))
-        return graph_json(201, {"@odata.context": f"{graph_base(req)}/$metadata#subscriptions/$entity",
-                                **subscription.to_json()})
+        self._org.record_change(
+            "entra",
+            "subscription_created",
+            subscription_id=subscription.id,
+            resource=subscription.resource,
+            expiration=iso_ms(subscription.expiration),
+        )
+        return graph_json(
+            201,
+            {
+                "@odata.context": f"{graph_base(req)}/$metadata#subscriptions/$entity",
+                **subscription.to_json(),
+            },
+        )
 
     # https://learn.microsoft.com/graph/api/subscription-list
     def list(self, req: ApiRequest) -> ApiResponse:
-        return graph_json(200, {"@odata.context": f"{graph_base(req)}/$metadata#subscriptions",
-                                "value": [s.to_json() for s in self.active()]})
+        return graph_json(
+            200,
+            {
+                "@odata.context": f"{graph_base(req)}/$metadata#subscriptions",
+                "value": [s.to_json() for s in self.active()],
+            },
+        )
 
     # https://learn.microsoft.com/graph/api/subscription-get
     def get(self, req: ApiRequest, subscription_id: str) -> ApiResponse:
         found = self._get(subscription_id)
         if found is None:
             return not_found(subscription_id)
-        return graph_json(200, {"@odata.context": f"{graph_base(req)}/$metadata#subscriptions/$entity",
-                                **found.to_json()})
+        return graph_json(
+            200, {"@odata.context": f"{graph_base(req)}/$metadata#subscriptions/$entity", **found.to_json()}
+        )
 
     # https://learn.microsoft.com/graph/api/subscription-update
     def renew(self, req: ApiRequest, subscription_id: str) -> ApiResponse:
@@ -147,8 +179,9 @@ class Subscriptions:
         if isinstance(expiration, ApiResponse):
             return expiration
         found.expiration = expiration
-        self._org.record_change("entra", "subscription_renewed", subscription_id=found.id,
-                                expiration=iso_ms(expiration))
+        self._org.record_change(
+            "entra", "subscription_renewed", subscription_id=found.id, expiration=iso_ms(expiration)
+        )
         return self.get(req, subscription_id)
 
     # https://learn.microsoft.com/graph/api/subscription-reauthorize
@@ -171,9 +204,11 @@ class Subscriptions:
     def _resource_problem(self, resource: str) -> ApiResponse | None:
         kind, _, rest = resource.partition("/")
         if kind.lower() not in ("groups", "users"):
-            return graph_error(400, "InvalidRequest",
-                               f"The sandbox supports subscriptions on groups and users, not "
-                               f"'{resource}'.")
+            return graph_error(
+                400,
+                "InvalidRequest",
+                f"The sandbox supports subscriptions on groups and users, not '{resource}'.",
+            )
         if kind.lower() == "groups" and rest:
             group_id = rest.split("/")[0]
             if self._org.find_entra_group(group_id) is None:
@@ -184,18 +219,22 @@ class Subscriptions:
         kinds = {c.strip() for c in change_type.split(",")}
         unsupported = sorted(kinds - SUPPORTED_CHANGE_TYPES)
         if unsupported:
-            return graph_error(400, "InvalidRequest",
-                               f"ChangeType '{unsupported[0]}' is not supported for resource "
-                               f"'{resource}'.")
+            return graph_error(
+                400,
+                "InvalidRequest",
+                f"ChangeType '{unsupported[0]}' is not supported for resource '{resource}'.",
+            )
         return None
 
     def _client_state_problem(self, client_state: Any) -> ApiResponse | None:
         if client_state is None:
             return None
         if not isinstance(client_state, str) or len(client_state) > MAX_CLIENT_STATE:
-            return graph_error(400, "InvalidRequest",
-                               f"clientState must be a string of at most {MAX_CLIENT_STATE} "
-                               "characters.")
+            return graph_error(
+                400,
+                "InvalidRequest",
+                f"clientState must be a string of at most {MAX_CLIENT_STATE} characters.",
+            )
         return None
 
     def _expiration(self, text: str) -> datetime | ApiResponse:
@@ -205,13 +244,12 @@ class Subscriptions:
             return graph_error(400, "InvalidRequest", f"Invalid expirationDateTime '{text}'.")
         now = self._org.clock.now()
         if expiration <= now:
-            return graph_error(400, "InvalidRequest",
-                               "Subscription expiration must be in the future.")
+            return graph_error(400, "InvalidRequest", "Subscription expiration must be in the future.")
         if expiration - now > MAX_LIFETIME:
             minutes = int(MAX_LIFETIME.total_seconds() // 60)
-            return graph_error(400, "InvalidRequest",
-                               f"Subscription expiration can only be {minutes} minutes in the "
-                               "future.")
+            return graph_error(
+                400, "InvalidRequest", f"Subscription expiration can only be {minutes} minutes in the future."
+            )
         return expiration
 
     def _url_problem(self, url: str) -> ApiResponse | None:
@@ -221,7 +259,10 @@ class Subscriptions:
         if self._validator is None:
             return None
         if parts.hostname not in LOOPBACK_HOSTS or not self._validator(url):
-            return graph_error(400, "InvalidRequest",
-                               "Subscription validation request failed. Response must exactly "
-                               "match validationToken query parameter.")
+            return graph_error(
+                400,
+                "InvalidRequest",
+                "Subscription validation request failed. Response must exactly "
+                "match validationToken query parameter.",
+            )
         return None

@@ -111,8 +111,13 @@ class Change:
     details: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": iso_ms(self.at), "system": self.system,
-                "kind": self.kind, "details": self.details}
+        return {
+            "seq": self.seq,
+            "at": iso_ms(self.at),
+            "system": self.system,
+            "kind": self.kind,
+            "details": self.details,
+        }
 
 
 @dataclass(frozen=True, slots=True)

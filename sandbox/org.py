@@ -128,8 +128,11 @@ class Org:
         self._entra_listeners: list[Callable[[EntraMemberChange], None]] = []
         self._member_cache: dict[tuple[str, ...], tuple[tuple[int, ...], list[int]]] = {}
         self._entra_member_cache: dict[str, tuple[int, list[str]]] = {}
-        self._event_namespace = uuid.UUID(identity.org_id) if _is_uuid(identity.org_id) \
+        self._event_namespace = (
+            uuid.UUID(identity.org_id)
+            if _is_uuid(identity.org_id)
             else uuid.uuid5(uuid.NAMESPACE_URL, identity.org_id)
+        )
 
     def _check_group(self, group: Group) -> None:
         unknown = [a for a in group.members if a not in self._users_by_id]
@@ -348,15 +351,22 @@ class Org:
             group.members.discard(user.account_id)
         group.version += 1
         self.record_change(
-            "atlassian", "membership_added" if add else "membership_removed",
-            group_id=group.id, group_name=group.name, account_id=user.account_id, via=via)
+            "atlassian",
+            "membership_added" if add else "membership_removed",
+            group_id=group.id,
+            group_name=group.name,
+            account_id=user.account_id,
+            via=via,
+        )
         action = actions.USER_ADDED_TO_GROUP if add else actions.USER_REMOVED_FROM_GROUP
         verb = "Added" if add else "Removed"
         preposition = "to" if add else "from"
         self.emit_event(
-            action, self._actor(via),
+            action,
+            self._actor(via),
             (_user_context(user), _group_context(group)),
-            f"{verb} {user.email} {preposition} {group.name}")
+            f"{verb} {user.email} {preposition} {group.name}",
+        )
 
     def suspend(self, account_id: str, *, via: str = VIA_API) -> bool:
         """Suspend a person's org access; False if already suspended."""
@@ -376,8 +386,9 @@ class Org:
             self.record_change("atlassian", kind, account_id=account_id, via=via)
             action = actions.USER_SUSPENDED if suspended else actions.USER_RESTORED
             verb = "Suspended" if suspended else "Restored"
-            self.emit_event(action, self._actor(via), (_user_context(user),),
-                            f"{verb} access for {user.email}")
+            self.emit_event(
+                action, self._actor(via), (_user_context(user),), f"{verb} access for {user.email}"
+            )
             return True
 
     # ---- Entra changes ------------------------------------------------------------------
@@ -386,8 +397,7 @@ class Org:
         """Add a user to an Entra group and mirror it; False if already a member."""
         return self._set_entra_membership(group_id, object_id, True, via)
 
-    def entra_remove_member(self, group_id: str, object_id: str, *,
-                            via: str = VIA_SANDBOX) -> bool:
+    def entra_remove_member(self, group_id: str, object_id: str, *, via: str = VIA_SANDBOX) -> bool:
         """Remove a user from an Entra group and mirror it; False if not a member."""
         return self._set_entra_membership(group_id, object_id, False, via)
 
@@ -409,9 +419,14 @@ class Org:
             for listener in self._entra_listeners:
                 listener(change)
             self.record_change(
-                "entra", "entra_member_added" if add else "entra_member_removed",
-                group_id=group.id, group_name=group.display_name, object_id=object_id,
-                account_id=user.account_id, via=via)
+                "entra",
+                "entra_member_added" if add else "entra_member_removed",
+                group_id=group.id,
+                group_name=group.display_name,
+                object_id=object_id,
+                account_id=user.account_id,
+                via=via,
+            )
             # SCIM provisioning pushes the change into each synced mirror at once.
             for mirror in self._mirrors.get(group.id, ()):
                 if (user.account_id in mirror.members) != add:
@@ -432,8 +447,9 @@ class Org:
             for group in self.entra_groups:
                 if object_id in group.members:
                     self._set_entra_membership(group.id, object_id, False, via)
-            self.record_change("entra", "entra_user_deleted", object_id=object_id,
-                               account_id=user.account_id, via=via)
+            self.record_change(
+                "entra", "entra_user_deleted", object_id=object_id, account_id=user.account_id, via=via
+            )
             return True
 
     def on_entra_change(self, listener: Callable[[EntraMemberChange], None]) -> None:
@@ -468,34 +484,55 @@ class Org:
         with self.lock:
             return self._changes[since:]
 
-    def emit_event(self, action: str, actor: dict[str, Any],
-                   context: tuple[dict[str, Any], ...], message: str,
-                   at: datetime | None = None) -> OrgEvent:
+    def emit_event(
+        self,
+        action: str,
+        actor: dict[str, Any],
+        context: tuple[dict[str, Any], ...],
+        message: str,
+        at: datetime | None = None,
+    ) -> OrgEvent:
         """Append an audit-log event. Events stay in time order: the clock never goes back."""
         with self.lock:
             seq = len(self._events) + 1
             moment = at or self.clock.now()
             if self._events and moment < self._events[-1].time:
                 moment = self._events[-1].time
-            event = OrgEvent(seq, str(uuid.uuid5(self._event_namespace, f"event-{seq}")),
-                             moment, action, actor, context, message)
+            event = OrgEvent(
+                seq,
+                str(uuid.uuid5(self._event_namespace, f"event-{seq}")),
+                moment,
+                action,
+                actor,
+                context,
+                message,
+            )
             self._events.append(event)
             return event
 
-    def user_event(self, account_id: str, action: str, *, product: str | None = None,
-                   at: datetime | None = None) -> OrgEvent:
+    def user_event(
+        self, account_id: str, action: str, *, product: str | None = None, at: datetime | None = None
+    ) -> OrgEvent:
         """An event the person causes themselves: a login or an access request."""
         with self.lock:
             user = self.user(account_id)
             context: tuple[dict[str, Any], ...] = (_user_context(user),)
             if product is not None:
-                context += ({"id": self.resource_id(product), "type": "products",
-                             "attributes": {"productKey": product}},)
-            label = actions.EVENT_ACTIONS[action].display_name if action in \
-                actions.EVENT_ACTIONS else action
+                context += (
+                    {
+                        "id": self.resource_id(product),
+                        "type": "products",
+                        "attributes": {"productKey": product},
+                    },
+                )
+            label = actions.EVENT_ACTIONS[action].display_name if action in actions.EVENT_ACTIONS else action
             suffix = f" ({product})" if product else ""
-            actor = {"id": user.account_id, "name": user.name, "email": user.email,
-                     "auth": {"authType": "session"}}
+            actor = {
+                "id": user.account_id,
+                "name": user.name,
+                "email": user.email,
+                "auth": {"authType": "session"},
+            }
             return self.emit_event(action, actor, context, f"{label}: {user.email}{suffix}", at)
 
     @property
@@ -505,19 +542,23 @@ class Org:
 
     def _actor(self, via: str) -> dict[str, Any]:
         if via == VIA_SCIM:
-            return {"id": "scim-provisioning", "name": "Microsoft Entra ID (SCIM)",
-                    "auth": {"authType": "scim"}}
+            return {
+                "id": "scim-provisioning",
+                "name": "Microsoft Entra ID (SCIM)",
+                "auth": {"authType": "scim"},
+            }
         if via == VIA_API:
             key = self.identity.api_key_id
-            return {"id": key, "name": "Organization API key",
-                    "auth": {"authType": "api-key", "tokenId": key}}
-        return {"id": "sandbox-admin", "name": "Org admin (sandbox)",
-                "auth": {"authType": "session"}}
+            return {
+                "id": key,
+                "name": "Organization API key",
+                "auth": {"authType": "api-key", "tokenId": key},
+            }
+        return {"id": "sandbox-admin", "name": "Org admin (sandbox)", "auth": {"authType": "session"}}
 
 
 def _user_context(user: User) -> dict[str, Any]:
-    return {"id": user.account_id, "type": "users",
-            "attributes": {"name": user.name, "email": user.email}}
+    return {"id": user.account_id, "type": "users", "attributes": {"name": user.name, "email": user.email}}
 
 
 def _group_context(group: Group) -> dict[str, Any]:

@@ -27,8 +27,9 @@ class OrgFileError(ValueError):
     """The org document is not valid; the message names the field."""
 
 
-def load_org(source: str | Path | Mapping[str, Any], *, start: datetime | None = None,
-             frozen: bool = False) -> Org:
+def load_org(
+    source: str | Path | Mapping[str, Any], *, start: datetime | None = None, frozen: bool = False
+) -> Org:
     """Build an Org from a JSON file path or an already parsed document.
 
     The clock starts at ``start`` if given, else at the document's ``clockStart``, else now.
@@ -45,18 +46,24 @@ def load_org(source: str | Path | Mapping[str, Any], *, start: datetime | None =
     clock_start = start or _optional_instant(document, "clockStart", "")
     clock = Clock(clock_start, frozen=frozen)
     identity = _identity(document.get("org") or {})
-    products = [_product(item, f"products[{i}]")
-                for i, item in enumerate(_list(document, "products", "products"))]
+    products = [
+        _product(item, f"products[{i}]") for i, item in enumerate(_list(document, "products", "products"))
+    ]
     if not products:
         raise OrgFileError("products: at least one product is required")
     keys = [p.key for p in products]
     default_added = clock.start - timedelta(days=365)
-    users = [_user(item, f"users[{i}]", keys, default_added)
-             for i, item in enumerate(_list(document, "users", "users"))]
-    entra_groups = [_entra_group(item, f"entraGroups[{i}]")
-                    for i, item in enumerate(document.get("entraGroups") or [])]
-    groups = [_group(item, f"groups[{i}]", keys, identity.org_id)
-              for i, item in enumerate(document.get("groups") or [])]
+    users = [
+        _user(item, f"users[{i}]", keys, default_added)
+        for i, item in enumerate(_list(document, "users", "users"))
+    ]
+    entra_groups = [
+        _entra_group(item, f"entraGroups[{i}]") for i, item in enumerate(document.get("entraGroups") or [])
+    ]
+    groups = [
+        _group(item, f"groups[{i}]", keys, identity.org_id)
+        for i, item in enumerate(document.get("groups") or [])
+    ]
     try:
         return Org(identity, products, users, groups, entra_groups, clock)
     except ValueError as exc:
@@ -70,38 +77,58 @@ def dump_org(org: Org) -> dict[str, Any]:
         ident = org.identity
         return {
             "formatVersion": FORMAT_VERSION,
-            "org": {"id": ident.org_id, "name": ident.org_name,
-                    "directoryId": ident.directory_id, "directoryName": ident.directory_name,
-                    "siteId": ident.site_id, "siteName": ident.site_name,
-                    "tenantId": ident.tenant_id, "apiKeyId": ident.api_key_id},
+            "org": {
+                "id": ident.org_id,
+                "name": ident.org_name,
+                "directoryId": ident.directory_id,
+                "directoryName": ident.directory_name,
+                "siteId": ident.site_id,
+                "siteName": ident.site_name,
+                "tenantId": ident.tenant_id,
+                "apiKeyId": ident.api_key_id,
+            },
             "clockStart": iso_seconds(org.clock.start),
             "products": [{"key": p.key, "seatLimit": p.seat_limit} for p in org.products],
             "users": [_dump_user(u, keys) for u in org.users],
-            "entraGroups": [{"id": g.id, "displayName": g.display_name,
-                             "members": sorted(g.members)} for g in org.entra_groups],
+            "entraGroups": [
+                {"id": g.id, "displayName": g.display_name, "members": sorted(g.members)}
+                for g in org.entra_groups
+            ],
             "groups": [_dump_group(g) for g in org.groups],
         }
 
 
 def _dump_user(user: User, keys: list[str]) -> dict[str, Any]:
     return {
-        "accountId": user.account_id, "entraObjectId": user.entra_object_id,
-        "name": user.name, "email": user.email,
+        "accountId": user.account_id,
+        "entraObjectId": user.entra_object_id,
+        "name": user.name,
+        "email": user.email,
         "addedToOrg": iso_seconds(user.added_to_org),
-        "accountStatus": user.account_status, "suspended": user.suspended,
-        "accountEnabled": user.account_enabled, "platformRoles": list(user.platform_roles),
-        "claimStatus": user.claim_status, "jobTitle": user.job_title,
-        "department": user.department, "mfaEnabled": user.mfa_enabled,
+        "accountStatus": user.account_status,
+        "suspended": user.suspended,
+        "accountEnabled": user.account_enabled,
+        "platformRoles": list(user.platform_roles),
+        "claimStatus": user.claim_status,
+        "jobTitle": user.job_title,
+        "department": user.department,
+        "mfaEnabled": user.mfa_enabled,
         "dailyUseProbability": user.daily_use_probability,
-        "lastActive": {key: iso_seconds(from_epoch(stamp))
-                       for key, stamp in zip(keys, user.last_active, strict=True) if stamp},
+        "lastActive": {
+            key: iso_seconds(from_epoch(stamp))
+            for key, stamp in zip(keys, user.last_active, strict=True)
+            if stamp
+        },
     }
 
 
 def _dump_group(group: Group) -> dict[str, Any]:
-    document: dict[str, Any] = {"id": group.id, "name": group.name,
-                                "description": group.description,
-                                "grants": list(group.grants)}
+    document: dict[str, Any] = {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "grants": list(group.grants),
+    }
     if group.synced_from is not None:
         document["syncedFrom"] = group.synced_from  # members follow the Entra group
     else:
@@ -111,6 +138,7 @@ def _dump_group(group: Group) -> dict[str, Any]:
 
 def _identity(raw: Mapping[str, Any]) -> OrgIdentity:
     """Ids default to fixed UUIDs derived from their names, so a small file stays small."""
+
     def pick(field: str, default_label: str) -> str:
         value = raw.get(field)
         if value is None:
@@ -120,11 +148,15 @@ def _identity(raw: Mapping[str, Any]) -> OrgIdentity:
         return value
 
     return OrgIdentity(
-        org_id=pick("id", "org"), org_name=str(raw.get("name", "Example Org")),
+        org_id=pick("id", "org"),
+        org_name=str(raw.get("name", "Example Org")),
         directory_id=pick("directoryId", "directory"),
         directory_name=str(raw.get("directoryName", "Example directory")),
-        site_id=pick("siteId", "site"), site_name=str(raw.get("siteName", "example-sandbox")),
-        tenant_id=pick("tenantId", "tenant"), api_key_id=pick("apiKeyId", "api-key"))
+        site_id=pick("siteId", "site"),
+        site_name=str(raw.get("siteName", "example-sandbox")),
+        tenant_id=pick("tenantId", "tenant"),
+        api_key_id=pick("apiKeyId", "api-key"),
+    )
 
 
 def _product(raw: Any, where: str) -> Product:
@@ -159,20 +191,29 @@ def _user(raw: Any, where: str, keys: list[str], default_added: datetime) -> Use
     return User(
         account_id=_string(item, "accountId", where),
         entra_object_id=_string(item, "entraObjectId", where),
-        name=_string(item, "name", where), email=_string(item, "email", where),
+        name=_string(item, "name", where),
+        email=_string(item, "email", where),
         added_to_org=_optional_instant(item, "addedToOrg", where) or default_added,
-        account_status=status, suspended=bool(item.get("suspended", False)),
+        account_status=status,
+        suspended=bool(item.get("suspended", False)),
         account_enabled=bool(item.get("accountEnabled", status == "active")),
-        platform_roles=tuple(roles), claim_status=str(item.get("claimStatus", "managed")),
-        job_title=item.get("jobTitle"), department=item.get("department"),
+        platform_roles=tuple(roles),
+        claim_status=str(item.get("claimStatus", "managed")),
+        job_title=item.get("jobTitle"),
+        department=item.get("department"),
         mfa_enabled=bool(item.get("mfaEnabled", False)),
-        daily_use_probability=float(probability), last_active=last_active)
+        daily_use_probability=float(probability),
+        last_active=last_active,
+    )
 
 
 def _entra_group(raw: Any, where: str) -> EntraGroup:
     item = _object(raw, where)
-    return EntraGroup(_string(item, "id", where), _string(item, "displayName", where),
-                      set(_string_list(item, "members", where)))
+    return EntraGroup(
+        _string(item, "id", where),
+        _string(item, "displayName", where),
+        set(_string_list(item, "members", where)),
+    )
 
 
 def _group(raw: Any, where: str, keys: list[str], org_id: str) -> Group:
@@ -186,8 +227,14 @@ def _group(raw: Any, where: str, keys: list[str], org_id: str) -> Group:
     synced = item.get("syncedFrom")
     if synced is not None and not isinstance(synced, str):
         raise OrgFileError(f"{where}.syncedFrom: must be an Entra group id")
-    return Group(str(group_id), name, str(item.get("description", "")),
-                 set(_string_list(item, "members", where)), synced_from=synced, grants=grants)
+    return Group(
+        str(group_id),
+        name,
+        str(item.get("description", "")),
+        set(_string_list(item, "members", where)),
+        synced_from=synced,
+        grants=grants,
+    )
 
 
 def _object(raw: Any, where: str) -> Mapping[str, Any]:

@@ -27,8 +27,7 @@ EVENTS = "events"
 GRAPH = "graph"
 TOKEN = "token"  # noqa: S105 - an endpoint class name, not a secret
 
-ENDPOINT_CLASSES = (USERS_SEARCH, GROUPS, MEMBERSHIPS, SUSPEND_RESTORE, LAST_ACTIVE,
-                    EVENTS, GRAPH, TOKEN)
+ENDPOINT_CLASSES = (USERS_SEARCH, GROUPS, MEMBERSHIPS, SUSPEND_RESTORE, LAST_ACTIVE, EVENTS, GRAPH, TOKEN)
 
 DEFAULT_PER_MINUTE: dict[str, float] = {
     # Atlassian documents no per-endpoint numbers for these (only that every call is
@@ -78,16 +77,18 @@ class _Bucket:
         missing = 0.0 if allowed else 1.0 - self.tokens
         full_in = (self.per_minute - self.tokens) / rate
         return Admission(
-            allowed=allowed, limit=int(self.per_minute), remaining=int(self.tokens),
+            allowed=allowed,
+            limit=int(self.per_minute),
+            remaining=int(self.tokens),
             retry_after=0 if allowed else max(1, math.ceil(missing / rate)),
-            reset_at=datetime.now(UTC) + timedelta(seconds=full_in))
+            reset_at=datetime.now(UTC) + timedelta(seconds=full_in),
+        )
 
 
 class RateLimiter:
     """Buckets per endpoint class; a class without a limit is never throttled."""
 
-    def __init__(self, scale: float = 1.0,
-                 defaults: dict[str, float] | None = None) -> None:
+    def __init__(self, scale: float = 1.0, defaults: dict[str, float] | None = None) -> None:
         if scale <= 0:
             raise ValueError("rate_scale must be positive")
         self._lock = threading.Lock()

@@ -31,12 +31,18 @@ class ApiRequest:
     base_url: str  # scheme://host:port the client addressed, for links we hand back
 
     @classmethod
-    def build(cls, method: str, target: str, headers: Mapping[str, str], body: bytes,
-              base_url: str) -> ApiRequest:
+    def build(
+        cls, method: str, target: str, headers: Mapping[str, str], body: bytes, base_url: str
+    ) -> ApiRequest:
         raw_path, _, raw_query = target.partition("?")
-        return cls(method.upper(), unquote(raw_path),
-                   parse_qs(raw_query, keep_blank_values=True),
-                   {k.lower(): v for k, v in headers.items()}, body, base_url)
+        return cls(
+            method.upper(),
+            unquote(raw_path),
+            parse_qs(raw_query, keep_blank_values=True),
+            {k.lower(): v for k, v in headers.items()},
+            body,
+            base_url,
+        )
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -71,8 +77,14 @@ class ApiResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, payload: Any, *, headers: Mapping[str, str] | None = None,
-             content_type: str = "application/json") -> ApiResponse:
+    def json(
+        cls,
+        status: int,
+        payload: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> ApiResponse:
         body = json.dumps(payload, separators=(",", ":")).encode()
         return cls(status, body, {"Content-Type": content_type, **(headers or {})})
 
@@ -113,13 +125,16 @@ class Router:
     def __init__(self) -> None:
         self._routes: list[Route] = []
 
-    def add(self, method: str, template: str, endpoint_class: str, handler: Handler,
-            *, rate_limited: bool = True) -> None:
+    def add(
+        self, method: str, template: str, endpoint_class: str, handler: Handler, *, rate_limited: bool = True
+    ) -> None:
         parts = re.split(r"\{(\w+)\}", template)
-        regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)"
-                        for i, part in enumerate(parts))
-        self._routes.append(Route(method.upper(), re.compile(f"^{regex}/?$"),
-                                  endpoint_class, handler, rate_limited))
+        regex = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+        )
+        self._routes.append(
+            Route(method.upper(), re.compile(f"^{regex}/?$"), endpoint_class, handler, rate_limited)
+        )
 
     def match(self, method: str, path: str) -> RouteMatch | None:
         for route in self._routes:

@@ -75,9 +75,13 @@ def _atlassian_vendor() -> Vendor:
         return atlassian_error(status, f"ADMIN-{status}-1", message)
 
     def throttled(req: ApiRequest, retry_after: int) -> ApiResponse:
-        return atlassian_error(429, "ADMIN-429-1", "Too many requests",
-                               "Rate limit exceeded; retry after the Retry-After interval.",
-                               headers={"Retry-After": str(retry_after)})
+        return atlassian_error(
+            429,
+            "ADMIN-429-1",
+            "Too many requests",
+            "Rate limit exceeded; retry after the Retry-After interval.",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     return Vendor("atlassian", error, throttled, rate_limit_headers=True)
 
@@ -85,20 +89,26 @@ def _atlassian_vendor() -> Vendor:
 def _microsoft_vendor() -> Vendor:
     def error(req: ApiRequest, status: int, message: str) -> ApiResponse:
         if req.path.startswith(GRAPH_PREFIX):
-            code = {404: "Request_ResourceNotFound", 405: "Request_BadRequest",
-                    500: "InternalServerError", 503: "serviceNotAvailable"}.get(status,
-                                                                               "UnknownError")
+            code = {
+                404: "Request_ResourceNotFound",
+                405: "Request_BadRequest",
+                500: "InternalServerError",
+                503: "serviceNotAvailable",
+            }.get(status, "UnknownError")
             return graph_error(status, code, message)
-        return aad_error(status, "temporarily_unavailable" if status >= 500 else "invalid_request",
-                         90033 if status >= 500 else 900144, message)
+        return aad_error(
+            status,
+            "temporarily_unavailable" if status >= 500 else "invalid_request",
+            90033 if status >= 500 else 900144,
+            message,
+        )
 
     def throttled(req: ApiRequest, retry_after: int) -> ApiResponse:
         headers = {"Retry-After": str(retry_after)}
         if req.path.startswith(GRAPH_PREFIX):
             # https://learn.microsoft.com/graph/throttling : 429 with Retry-After seconds.
             return graph_error(429, "TooManyRequests", "Too many requests.", headers)
-        response = aad_error(429, "temporarily_unavailable", 90033,
-                             "Too many requests; retry later.")
+        response = aad_error(429, "temporarily_unavailable", 90033, "Too many requests; retry later.")
         response.headers.update(headers)
         return response
 
@@ -120,13 +130,16 @@ class Sandbox:
 
     def _build(self, config: SandboxConfig) -> None:
         if config.org_file is not None:
-            self.org: Org = load_org(config.org_file, start=config.start,
-                                     frozen=config.frozen_clock)
+            self.org: Org = load_org(config.org_file, start=config.start, frozen=config.frozen_clock)
         else:
             clock = Clock(config.start, frozen=config.frozen_clock)
-            self.org = generate_org(users=config.users, seed=config.seed, clock=clock,
-                                    products=config.products,
-                                    synced_access_groups=config.synced_access_groups)
+            self.org = generate_org(
+                users=config.users,
+                seed=config.seed,
+                clock=clock,
+                products=config.products,
+                synced_access_groups=config.synced_access_groups,
+            )
         self.clock: Clock = self.org.clock
         self.api_key = "ATCTT3x" + secrets.token_urlsafe(32)
         self.client_id = str(uuid.uuid4())
@@ -140,28 +153,49 @@ class Sandbox:
         self._client_cert = make_client_certificate(self._workdir, self.client_id)
         self._tokens = TokenStore()
 
-        self._atlassian = AtlassianApi(self.org, api_key=self.api_key,
-                                       activity_in_search=config.activity_in_search)
+        self._atlassian = AtlassianApi(
+            self.org, api_key=self.api_key, activity_in_search=config.activity_in_search
+        )
         atlassian_router = Router()
         self._atlassian.register(atlassian_router)
-        validator = events.validate_notification_url if config.validate_notification_urls \
-            else None
-        self._graph = GraphApi(self.org, self._tokens, limiter=self._limiter, faults=self.faults,
-                               count=self._counter.add, application_id=self.client_id,
-                               url_validator=validator, seed=config.seed)
+        validator = events.validate_notification_url if config.validate_notification_urls else None
+        self._graph = GraphApi(
+            self.org,
+            self._tokens,
+            limiter=self._limiter,
+            faults=self.faults,
+            count=self._counter.add,
+            application_id=self.client_id,
+            url_validator=validator,
+            seed=config.seed,
+        )
         microsoft_router = Router()
-        EntraApi(self.org, client_id=self.client_id, client_secret=self.client_secret,
-                 client_certificate=self._client_cert, tokens=self._tokens
-                 ).register(microsoft_router)
+        EntraApi(
+            self.org,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            client_certificate=self._client_cert,
+            tokens=self._tokens,
+        ).register(microsoft_router)
         self._graph.register(microsoft_router)
 
         self._atlassian_server = SandboxServer(
-            config.port_atlassian, vendor=_atlassian_vendor(), router=atlassian_router,
-            traffic=self._traffic, control=control_router(self), verbose=config.verbose)
+            config.port_atlassian,
+            vendor=_atlassian_vendor(),
+            router=atlassian_router,
+            traffic=self._traffic,
+            control=control_router(self),
+            verbose=config.verbose,
+        )
         try:
             self._microsoft_server = SandboxServer(
-                config.port_microsoft, vendor=_microsoft_vendor(), router=microsoft_router,
-                traffic=self._traffic, tls=server_tls.context(), verbose=config.verbose)
+                config.port_microsoft,
+                vendor=_microsoft_vendor(),
+                router=microsoft_router,
+                traffic=self._traffic,
+                tls=server_tls.context(),
+                verbose=config.verbose,
+            )
         except BaseException:
             self._atlassian_server.server_close()
             raise
@@ -184,8 +218,10 @@ class Sandbox:
     def stop(self) -> None:
         if self._started:
             # Both at once: each waits for its serve loop to notice.
-            stoppers = [threading.Thread(target=server.stop) for server in
-                        (self._atlassian_server, self._microsoft_server)]
+            stoppers = [
+                threading.Thread(target=server.stop)
+                for server in (self._atlassian_server, self._microsoft_server)
+            ]
             for stopper in stoppers:
                 stopper.start()
             for stopper in stoppers:
@@ -199,8 +235,9 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ---- where and who ---------------------------------------------------------------
@@ -315,8 +352,9 @@ class Sandbox:
     def mails(self) -> list[Mail]:
         return self._graph.mailbox.mails()
 
-    def record_event(self, account_id: str, action: str = actions.USER_LOGGED_IN,
-                     product: str | None = None) -> OrgEvent:
+    def record_event(
+        self, account_id: str, action: str = actions.USER_LOGGED_IN, product: str | None = None
+    ) -> OrgEvent:
         """A person's own audit-log event (a login, an access request) happening now."""
         return self.org.user_event(account_id, action, product=product)
 
@@ -332,24 +370,42 @@ class Sandbox:
 
     # ---- the sandbox playing the vendor ------------------------------------------------
 
-    def send_jira_webhook(self, url: str, event: str = "user_updated", *, account_id: str,
-                          secret: str | None = None,
-                          webhook_ids: tuple[int, ...] = (1,)) -> events.Delivery:
+    def send_jira_webhook(
+        self,
+        url: str,
+        event: str = "user_updated",
+        *,
+        account_id: str,
+        secret: str | None = None,
+        webhook_ids: tuple[int, ...] = (1,),
+    ) -> events.Delivery:
         """POST a Jira admin ``user_*`` webhook about ``account_id`` (WIRE.md §9)."""
         user = self.org.user(account_id)
         payload: dict[str, Any] = {
-            "timestamp": epoch_ms(self.clock.now()), "webhookEvent": event,
-            "user": {"accountId": user.account_id, "accountType": "atlassian",
-                     "displayName": user.name, "active": user.status == "active",
-                     "self": f"https://{self.org.identity.site_name}.atlassian.net/rest/api/3/"
-                             f"user?accountId={user.account_id}"},
+            "timestamp": epoch_ms(self.clock.now()),
+            "webhookEvent": event,
+            "user": {
+                "accountId": user.account_id,
+                "accountType": "atlassian",
+                "displayName": user.name,
+                "active": user.status == "active",
+                "self": f"https://{self.org.identity.site_name}.atlassian.net/rest/api/3/"
+                f"user?accountId={user.account_id}",
+            },
             "matchedWebhookIds": list(webhook_ids),
         }
         return events.jira_webhook(url, payload, secret=secret)
 
-    def send_audit_webhook(self, url: str, action: str = actions.USER_LOGGED_IN, *,
-                           account_id: str, authorization: str, product: str | None = None,
-                           wrap: bool = False) -> events.Delivery:
+    def send_audit_webhook(
+        self,
+        url: str,
+        action: str = actions.USER_LOGGED_IN,
+        *,
+        account_id: str,
+        authorization: str,
+        product: str | None = None,
+        wrap: bool = False,
+    ) -> events.Delivery:
         """Record an audit-log event for ``account_id`` and POST it (WIRE.md §8): the bare
         event object, or ``{"data": [event]}`` with ``wrap``."""
         event = self.record_event(account_id, action, product)
@@ -357,9 +413,15 @@ class Sandbox:
         payload = {"data": [rendered]} if wrap else rendered
         return events.deliver(url, payload, {"Authorization": authorization})
 
-    def send_graph_notification(self, url: str, *, group_id: str, client_state: str | None,
-                                subscription_id: str | None = None,
-                                change_type: str = "updated") -> events.Delivery:
+    def send_graph_notification(
+        self,
+        url: str,
+        *,
+        group_id: str,
+        client_state: str | None,
+        subscription_id: str | None = None,
+        change_type: str = "updated",
+    ) -> events.Delivery:
         """POST a change notification about an Entra group (WIRE.md §16). Uses the active
         subscription on that group when there is one."""
         subscription = self._subscription_for(group_id, subscription_id)
@@ -369,25 +431,38 @@ class Sandbox:
             sub_id = subscription_id or str(uuid.uuid4())
             expiration = iso_ms(self.clock.now() + timedelta(days=2))
         payload = events.graph_notification(
-            subscription_id=sub_id, expiration=expiration, client_state=client_state,
-            tenant_id=self.tenant_id, group_id=group_id, change_type=change_type)
+            subscription_id=sub_id,
+            expiration=expiration,
+            client_state=client_state,
+            tenant_id=self.tenant_id,
+            group_id=group_id,
+            change_type=change_type,
+        )
         return events.deliver(url, payload, {})
 
-    def send_lifecycle_notification(self, url: str, *, subscription_id: str,
-                                    client_state: str | None,
-                                    event: str = "reauthorizationRequired") -> events.Delivery:
+    def send_lifecycle_notification(
+        self,
+        url: str,
+        *,
+        subscription_id: str,
+        client_state: str | None,
+        event: str = "reauthorizationRequired",
+    ) -> events.Delivery:
         expiration = iso_ms(self.clock.now() + timedelta(hours=1))
         payload = events.lifecycle_notification(
-            subscription_id=subscription_id, expiration=expiration, client_state=client_state,
-            tenant_id=self.tenant_id, event=event)
+            subscription_id=subscription_id,
+            expiration=expiration,
+            client_state=client_state,
+            tenant_id=self.tenant_id,
+            event=event,
+        )
         return events.deliver(url, payload, {})
 
     def validate_notification_url(self, url: str) -> bool:
         """Run Graph's validation handshake against ``url``; True if it answered right."""
         return events.validate_notification_url(url)
 
-    def _subscription_for(self, group_id: str,
-                          subscription_id: str | None) -> Subscription | None:
+    def _subscription_for(self, group_id: str, subscription_id: str | None) -> Subscription | None:
         for subscription in self._graph.subscriptions.active():
             if subscription_id is not None and subscription.id != subscription_id:
                 continue
@@ -403,11 +478,16 @@ class Sandbox:
         for subscription in self._graph.subscriptions.active():
             resource = subscription.resource.strip("/").lower()
             if resource in ("groups", f"groups/{change.group_id}".lower()):
-                notifier.submit(subscription.notification_url, events.graph_notification(
-                    subscription_id=subscription.id,
-                    expiration=iso_ms(subscription.expiration),
-                    client_state=subscription.client_state, tenant_id=self.tenant_id,
-                    group_id=change.group_id))
+                notifier.submit(
+                    subscription.notification_url,
+                    events.graph_notification(
+                        subscription_id=subscription.id,
+                        expiration=iso_ms(subscription.expiration),
+                        client_state=subscription.client_state,
+                        tenant_id=self.tenant_id,
+                        group_id=change.group_id,
+                    ),
+                )
 
     def _post_notification(self, url: str, payload: dict[str, Any]) -> None:
         events.deliver(url, payload, {})

@@ -83,9 +83,17 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, *, vendor: Vendor, router: Router, traffic: Traffic,
-                 control: Router | None = None, tls: ssl.SSLContext | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        vendor: Vendor,
+        router: Router,
+        traffic: Traffic,
+        control: Router | None = None,
+        tls: ssl.SSLContext | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.vendor = vendor
         self.router = router
         self.control = control
@@ -103,8 +111,12 @@ class SandboxServer(ThreadingHTTPServer):
         return f"{scheme}://{LOOPBACK}:{self.server_address[1]}"
 
     def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                  name=f"sandbox-{self.vendor.name}", daemon=True)
+        thread = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox-{self.vendor.name}",
+            daemon=True,
+        )
         thread.start()
         return thread
 
@@ -191,8 +203,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         host = self.headers.get("Host") or f"{LOOPBACK}:{server.server_address[1]}"
         scheme = "https" if server.tls else "http"
-        request = ApiRequest.build(self.command, self.path, dict(self.headers.items()), body,
-                                   f"{scheme}://{host}")
+        request = ApiRequest.build(
+            self.command, self.path, dict(self.headers.items()), body, f"{scheme}://{host}"
+        )
         if server.control is not None and request.path.startswith(CONTROL_PREFIX):
             self._write(self._dispatch(server.control, request, control=True))
             return
@@ -210,8 +223,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind != "truncated":
             self._inflict(fault, request, match.route.endpoint_class)
             return
-        admission = traffic.limiter.admit(match.route.endpoint_class) \
-            if match.route.rate_limited else None
+        admission = traffic.limiter.admit(match.route.endpoint_class) if match.route.rate_limited else None
         if admission is not None and not admission.allowed:
             response = server.vendor.throttled(request, admission.retry_after)
         else:
@@ -223,8 +235,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, router: Router, request: ApiRequest, control: bool = False) -> ApiResponse:
         match = router.match(request.method, request.path)
         if match is None:
-            return ApiResponse.json(404, {"error": f"no control route {request.path}"}) \
-                if control else self.server.vendor.error(request, 404, "Not found")
+            return (
+                ApiResponse.json(404, {"error": f"no control route {request.path}"})
+                if control
+                else self.server.vendor.error(request, 404, "Not found")
+            )
         try:
             return match.route.handler(request, **match.params)
         except Exception:  # a sandbox bug: say so loudly, answer like the vendor would
@@ -239,10 +254,17 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             response = vendor.throttled(request, fault.retry_after)
             if vendor.rate_limit_headers:
                 limit = self.server.traffic.limiter.limits().get(endpoint_class, 0)
-                response.headers.update(_rate_limit_headers(Admission(
-                    allowed=False, limit=int(limit), remaining=0,
-                    retry_after=fault.retry_after,
-                    reset_at=datetime.now(UTC) + timedelta(seconds=fault.retry_after))))
+                response.headers.update(
+                    _rate_limit_headers(
+                        Admission(
+                            allowed=False,
+                            limit=int(limit),
+                            remaining=0,
+                            retry_after=fault.retry_after,
+                            reset_at=datetime.now(UTC) + timedelta(seconds=fault.retry_after),
+                        )
+                    )
+                )
             self._write(response)
         elif fault.kind == "drop":
             self._hang_up()
@@ -291,9 +313,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 def _rate_limit_headers(admission: Admission) -> dict[str, str]:
     """Atlassian's admin API rate-limit headers; Reset is an ISO 8601 UTC instant
     (https://developer.atlassian.com/cloud/admin/organization/rest/intro/#rate-limits)."""
-    headers = {"X-RateLimit-Limit": str(admission.limit),
-               "X-RateLimit-Remaining": str(admission.remaining),
-               "X-RateLimit-Reset": iso_seconds(admission.reset_at)}
+    headers = {
+        "X-RateLimit-Limit": str(admission.limit),
+        "X-RateLimit-Remaining": str(admission.remaining),
+        "X-RateLimit-Reset": iso_seconds(admission.reset_at),
+    }
     if not admission.allowed:
         headers["Retry-After"] = str(admission.retry_after)
     return headers

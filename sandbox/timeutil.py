@@ -42,7 +42,7 @@ def parse_iso(text: str) -> datetime:
     if "." in cleaned:
         head, _, rest = cleaned.partition(".")
         digits = "".join(ch for ch in rest if ch.isdigit())
-        offset = rest[len(digits):]
+        offset = rest[len(digits) :]
         cleaned = f"{head}.{digits[:6].ljust(6, '0')}{offset}"
     moment = datetime.fromisoformat(cleaned)
     if moment.tzinfo is None:

@@ -56,5 +56,4 @@ class TokenStore:
     def expire_all(self) -> None:
         """Make every issued token expired: lets a test prove a client re-authenticates."""
         with self._lock:
-            self._tokens = {k: IssuedToken(v.value, v.client_id, 0.0)
-                            for k, v in self._tokens.items()}
+            self._tokens = {k: IssuedToken(v.value, v.client_id, 0.0) for k, v in self._tokens.items()}

@@ -104,8 +104,11 @@ def config_check(
     else:
         for problem in problems:
             colour = "red" if problem.severity == "error" else "yellow"
-            err.print(f"[{colour}]{problem.severity}[/{colour}] {problem.field}: given "
-                      f"{json.dumps(problem.given, default=str)}: {problem.allowed}", highlight=False)
+            err.print(
+                f"[{colour}]{problem.severity}[/{colour}] {problem.field}: given "
+                f"{json.dumps(problem.given, default=str)}: {problem.allowed}",
+                highlight=False,
+            )
         if policies is not None and not errors:
             names = ", ".join(f"{p.name} ({p.product}, {p.mode})" for p in policies.policies)
             err.print(f"[green]ok[/green] {file}: {len(policies.policies)} policies: {names}")
@@ -137,12 +140,49 @@ def audit_verify(
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+# -- demo -------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(
+    users: Annotated[int, typer.Option(help="people in the generated org")] = 500,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same org")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON summary on stdout")] = False,
+) -> None:
+    """Azurite and the sandbox, a report run, an enforce run, a return and an Entra change."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from shared.demo import run_demo
+
+    def say(line: str) -> None:
+        if not as_json:
+            err.print(line, highlight=False)
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("applying actions", total=None)
+        summary = run_demo(users, seed, say, lambda done: bar.update(task, completed=done))
+    if as_json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    else:
+        rows = [
+            {"what": k, "value": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}
+            for k, v in summary.items()
+        ]
+        render(rows, ["what", "value"], "table", title="Seatwarden demo")
+    raise typer.Exit(EXIT_OK if summary.get("audit_intact") else EXIT_FAILED)
+
+
 # -- sandbox ----------------------------------------------------------------------------------
 
 
-@sandbox_app.command(
-    "serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@sandbox_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sandbox_serve(ctx: typer.Context) -> None:
     """Serve the sandbox (Atlassian Admin API, Entra token endpoint, Graph) on loopback."""
     from sandbox.__main__ import main as sandbox_main

@@ -163,10 +163,7 @@ class Policy(_Strict):
 
     def threshold_for(self, domain: str) -> int:
         """Idle days after which a person at `domain` loses the license."""
-        if (
-            self.external_inactive_after_days is not None
-            and domain not in self.internal_domains
-        ):
+        if self.external_inactive_after_days is not None and domain not in self.internal_domains:
             return self.external_inactive_after_days
         return self.inactive_after_days
 

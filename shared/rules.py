@@ -276,15 +276,15 @@ class _Planner:
                 if start > cutoff[ext, last is None]:
                     keepers.append((start, account_id))
                     continue
-                ops = revoke_ops(account_id)
-                if isinstance(ops, str):
-                    waiting.append(Waiting(account_id, Reason.INACTIVE, ops))
+                revoking = revoke_ops(account_id)
+                if isinstance(revoking, str):
+                    waiting.append(Waiting(account_id, Reason.INACTIVE, revoking))
                     continue
                 threshold = (outside if ext else internal) + (grace if last is None else 0)
                 add(
                     account_id,
                     Reason.INACTIVE,
-                    ops,
+                    revoking,
                     Facts(True, True, False, last, (today - start).days, threshold, people[account_id].email),
                 )
 

@@ -13,6 +13,7 @@ error leaves as a `StorageError` (see `shared.store.errors`).
     storage.deliveries DeliveryRepo    deliveries: source / delivery id
     storage.leases     LeaseRepo       leases
     storage.cursors    CursorRepo      cursors
+    storage.identities IdentityRepo    cursors: Entra object id -> account id
     storage.subscriptions SubscriptionRepo subscriptions
     storage.queues     Queues          actions, lookups, returns, graph (+ -poison)
 """
@@ -29,7 +30,7 @@ from shared.store.errors import (
 )
 from shared.store.leases import Lease, LeaseRepo
 from shared.store.queues import POISON_SUFFIX, QUEUE_KINDS, Queues, queue_name
-from shared.store.records import CursorRepo, DeliveryRepo, Subscription, SubscriptionRepo
+from shared.store.records import CursorRepo, DeliveryRepo, IdentityRepo, Subscription, SubscriptionRepo
 from shared.store.results import ResultRepo
 from shared.store.runs import OUTCOMES, RUN_STATUSES, Run, RunRepo
 from shared.store.storage import TABLES, Storage
@@ -47,6 +48,7 @@ __all__ = [
     "CursorRepo",
     "DeliveryRepo",
     "EntityTooLarge",
+    "IdentityRepo",
     "Lease",
     "LeaseHeld",
     "LeaseRepo",

@@ -18,7 +18,7 @@ from datetime import datetime
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
-from shared.store._base import Clock, key, time_column, time_from, utc_now
+from shared.store._base import Clock, key, odata_string, submit_in_batches, time_column, time_from, utc_now
 from shared.store.errors import EntityTooLarge, mapped
 
 
@@ -162,3 +162,53 @@ class SubscriptionRepo:
     def delete(self, subscription_id: str) -> None:
         with mapped(f"delete subscription {subscription_id}"):
             self._table.delete_entity(_SUBSCRIPTION_PARTITION, key(subscription_id))
+
+
+_IDENTITY_PARTITION = "identity-entra"
+
+
+class IdentityRepo:
+    """Entra object id -> Atlassian account id, as the nightly read matched them by email.
+
+    An Entra change notification names only object ids; this is how the webhook path finds
+    the account without reading the whole group. Kept in the cursors table under its own
+    partition, written in transactions of 100, only where something changed.
+    """
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def account_for(self, object_id: str) -> str | None:
+        with mapped(f"look up identity {object_id}"):
+            try:
+                entity = self._table.get_entity(_IDENTITY_PARTITION, key(object_id))
+            except ResourceNotFoundError:
+                return None
+        return str(entity["account_id"])
+
+    def all(self) -> dict[str, str]:
+        query = f"PartitionKey eq {odata_string(_IDENTITY_PARTITION)}"
+        with mapped("read identities"):
+            return {
+                str(e["object_id"]): str(e["account_id"])
+                for e in self._table.query_entities(query, select=["object_id", "account_id"])
+            }
+
+    def record(self, pairs: dict[str, str], known: dict[str, str] | None = None) -> int:
+        """Store the pairs that differ from `known` (read it with `all()`); returns rows written."""
+        known = self.all() if known is None else known
+        changed = [(oid, aid) for oid, aid in sorted(pairs.items()) if known.get(oid) != aid]
+        operations = [
+            (
+                "upsert",
+                {
+                    "PartitionKey": _IDENTITY_PARTITION,
+                    "RowKey": key(oid),
+                    "object_id": oid,
+                    "account_id": aid,
+                },
+            )
+            for oid, aid in changed
+        ]
+        submit_in_batches(self._table, operations, "record identities")
+        return len(changed)

@@ -11,7 +11,7 @@ from shared.store.audit import AuditLog
 from shared.store.errors import mapped
 from shared.store.leases import LeaseRepo
 from shared.store.queues import Queues
-from shared.store.records import CursorRepo, DeliveryRepo, SubscriptionRepo
+from shared.store.records import CursorRepo, DeliveryRepo, IdentityRepo, SubscriptionRepo
 from shared.store.results import ResultRepo
 from shared.store.runs import RunRepo
 from shared.store.users import UserStateRepo
@@ -41,6 +41,7 @@ class Storage:
         self.deliveries = DeliveryRepo(tables["deliveries"], clock)
         self.leases = LeaseRepo(tables["leases"], clock)
         self.cursors = CursorRepo(tables["cursors"], clock)
+        self.identities = IdentityRepo(tables["cursors"])
         self.subscriptions = SubscriptionRepo(tables["subscriptions"])
 
     @classmethod

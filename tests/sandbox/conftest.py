@@ -44,8 +44,12 @@ def sb(start_sandbox: Callable[..., Sandbox]) -> Sandbox:
 
 def atlassian_client(sandbox: Sandbox, **options: Any) -> httpx.Client:
     """An httpx client on the org's v2 directory paths, authenticated with the API key."""
-    return httpx.Client(base_url=sandbox.atlassian_base, trust_env=False,
-                        headers={"Authorization": f"Bearer {sandbox.api_key}"}, **options)
+    return httpx.Client(
+        base_url=sandbox.atlassian_base,
+        trust_env=False,
+        headers={"Authorization": f"Bearer {sandbox.api_key}"},
+        **options,
+    )
 
 
 def directory_path(sandbox: Sandbox, rest: str) -> str:
@@ -61,18 +65,27 @@ def graph_token(sandbox: Sandbox) -> str:
     """A Graph token from the sandbox's token endpoint, with the client secret."""
     response = httpx.post(
         f"{sandbox.authority_host}/{sandbox.tenant_id}/oauth2/v2.0/token",
-        data={"client_id": sandbox.client_id, "client_secret": sandbox.client_secret,
-              "grant_type": "client_credentials",
-              "scope": "https://graph.microsoft.com/.default"},
-        verify=trust(sandbox), trust_env=False)
+        data={
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+            "grant_type": "client_credentials",
+            "scope": "https://graph.microsoft.com/.default",
+        },
+        verify=trust(sandbox),
+        trust_env=False,
+    )
     response.raise_for_status()
     return str(response.json()["access_token"])
 
 
 def graph_client(sandbox: Sandbox, **options: Any) -> httpx.Client:
-    return httpx.Client(base_url=sandbox.graph_base, verify=trust(sandbox),
-                        trust_env=False,
-                        headers={"Authorization": f"Bearer {graph_token(sandbox)}"}, **options)
+    return httpx.Client(
+        base_url=sandbox.graph_base,
+        verify=trust(sandbox),
+        trust_env=False,
+        headers={"Authorization": f"Bearer {graph_token(sandbox)}"},
+        **options,
+    )
 
 
 @dataclass
@@ -122,8 +135,7 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
     server.shutdown()

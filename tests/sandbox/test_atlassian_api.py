@@ -36,8 +36,7 @@ def _all_users(client: httpx.Client, sb: Sandbox, **body: object) -> list[dict[s
             return found
 
 
-def test_users_search_pages_cover_every_user_exactly_once(
-        start_sandbox: Callable[..., Sandbox]) -> None:
+def test_users_search_pages_cover_every_user_exactly_once(start_sandbox: Callable[..., Sandbox]) -> None:
     sb = start_sandbox(users=237)
     with atlassian_client(sb) as client:
         first = _search(client, sb)
@@ -56,11 +55,20 @@ def test_users_search_page_shape_and_expands(sb: Sandbox) -> None:
         assert set(plain) == {"data", "links"}
         assert set(plain["links"]) == {"self", "prev", "next"}
         user = plain["data"][0]
-        assert {"accountId", "accountType", "status", "accountStatus", "membershipStatus",
-                "addedToOrg", "name", "email"} <= set(user)
+        assert {
+            "accountId",
+            "accountType",
+            "status",
+            "accountStatus",
+            "membershipStatus",
+            "addedToOrg",
+            "name",
+            "email",
+        } <= set(user)
         assert not {"platformRoles", "productAccess", "groups", "counts"} & set(user)
-        full = _search(client, sb, limit=100,
-                       expand=["productAccess", "groups", "platformRoles", "counts.resources"])
+        full = _search(
+            client, sb, limit=100, expand=["productAccess", "groups", "platformRoles", "counts.resources"]
+        )
         people = full.json()["data"]
     assert all("platformRoles" in p and "groups" in p and "counts" in p for p in people)
     access = [a for p in people for a in p["productAccess"]]
@@ -69,7 +77,8 @@ def test_users_search_page_shape_and_expands(sb: Sandbox) -> None:
 
 
 def test_without_activity_in_search_product_access_has_no_timestamps(
-        start_sandbox: Callable[..., Sandbox]) -> None:
+    start_sandbox: Callable[..., Sandbox],
+) -> None:
     sb = start_sandbox(activity_in_search=False)
     with atlassian_client(sb) as client:
         people = _search(client, sb, limit=100, expand=["productAccess"]).json()["data"]
@@ -85,12 +94,14 @@ def test_users_search_filters(sb: Sandbox) -> None:
         external = _all_users(client, sb, emailDomains=["partner.example.net"])
         some = [u.account_id for u in sb.org.users[:3]]
         chosen = _all_users(client, sb, accountIds=some)
-        both = client.post(directory_path(sb, "/users/search"),
-                           json={"searchTerm": "a", "emails": ["x@example.com"]})
+        both = client.post(
+            directory_path(sb, "/users/search"), json={"searchTerm": "a", "emails": ["x@example.com"]}
+        )
     assert {u["accountId"] for u in members} == group.members
     assert suspended and all(u["status"] == "suspended" for u in suspended)
     assert {u["accountId"] for u in suspended} == {
-        u.account_id for u in sb.org.users if u.status == "suspended"}
+        u.account_id for u in sb.org.users if u.status == "suspended"
+    }
     assert all(u["email"].endswith("@partner.example.net") for u in external)
     assert [u["accountId"] for u in chosen] == some
     assert both.status_code == 400
@@ -108,8 +119,12 @@ def test_a_cursor_is_refused_for_other_filters_or_when_forged(sb: Sandbox) -> No
 
 def test_missing_or_wrong_api_key_gets_atlassian_401(sb: Sandbox) -> None:
     for headers in ({}, {"Authorization": "Bearer not-the-key"}):
-        response = httpx.post(f"{sb.atlassian_base}{directory_path(sb, '/users/search')}",
-                              json={}, headers=headers, trust_env=False)
+        response = httpx.post(
+            f"{sb.atlassian_base}{directory_path(sb, '/users/search')}",
+            json={},
+            headers=headers,
+            trust_env=False,
+        )
         assert response.status_code == 401
         error = response.json()["errors"][0]
         assert error["status"] == "401" and error["code"] == "ADMIN-401-1"
@@ -119,13 +134,18 @@ def test_missing_or_wrong_api_key_gets_atlassian_401(sb: Sandbox) -> None:
 def test_groups_search(sb: Sandbox) -> None:
     with atlassian_client(sb) as client:
         everything = client.post(directory_path(sb, "/groups/search")).json()
-        named = client.post(directory_path(sb, "/groups/search"), json={
-            "groupNames": ["CONFLUENCE-USERS"], "expand": ["counts.users"]}).json()
-        refused = client.post(directory_path(sb, "/groups/search"),
-                              json={"groupNames": ["x"], "searchTerm": "y"})
-        page_two = client.post(directory_path(sb, "/groups/search"),
-                               json={"cursor": everything["links"]["next"]}) \
-            if everything["links"]["next"] else None
+        named = client.post(
+            directory_path(sb, "/groups/search"),
+            json={"groupNames": ["CONFLUENCE-USERS"], "expand": ["counts.users"]},
+        ).json()
+        refused = client.post(
+            directory_path(sb, "/groups/search"), json={"groupNames": ["x"], "searchTerm": "y"}
+        )
+        page_two = (
+            client.post(directory_path(sb, "/groups/search"), json={"cursor": everything["links"]["next"]})
+            if everything["links"]["next"]
+            else None
+        )
     assert len(everything["data"]) == 12 and everything["links"]["next"] is None
     [group] = named["data"]
     assert group["name"] == "confluence-users" and group["externalSynced"] is False
@@ -148,8 +168,7 @@ def test_membership_changes_are_applied_logged_and_idempotent(sb: Sandbox) -> No
     assert [r.status_code for r in (added, again, removed, removed_again)] == [200] * 4
     assert "message" in added.json()
     kinds = [(c.kind, c.details["account_id"]) for c in sb.changes()]
-    assert kinds == [("membership_added", outsider.account_id),
-                     ("membership_removed", outsider.account_id)]
+    assert kinds == [("membership_added", outsider.account_id), ("membership_removed", outsider.account_id)]
     assert sb.changes()[0].details["via"] == "api"
 
 
@@ -158,9 +177,11 @@ def test_membership_errors_follow_atlassian_codes(sb: Sandbox) -> None:
     access = sb.org.group_by_name("confluence-users")
     person = sb.org.users[0].account_id
     with atlassian_client(sb) as client:
+
         def add(group_id: str, account_id: str) -> httpx.Response:
-            return client.post(directory_path(sb, f"/groups/{group_id}/memberships"),
-                               json={"accountId": account_id})
+            return client.post(
+                directory_path(sb, f"/groups/{group_id}/memberships"), json={"accountId": account_id}
+            )
 
         refused = add(synced.id, person)
         unknown_group = add("no-such-group", person)
@@ -168,8 +189,12 @@ def test_membership_errors_follow_atlassian_codes(sb: Sandbox) -> None:
         sb.org.set_seat_limit("confluence", len(access.members))
         outsider = next(u.account_id for u in sb.org.users if u.account_id not in access.members)
         full = add(access.id, outsider)
-    expected = [(refused, 403, "ADMIN-403-5"), (unknown_group, 404, "ADMIN-404-10"),
-                (unknown_user, 404, "ADMIN-404-8"), (full, 409, "ADMIN-409-3")]
+    expected = [
+        (refused, 403, "ADMIN-403-5"),
+        (unknown_group, 404, "ADMIN-404-10"),
+        (unknown_user, 404, "ADMIN-404-8"),
+        (full, 409, "ADMIN-409-3"),
+    ]
     for response, status, code in expected:
         assert response.status_code == status, response.text
         assert response.json()["errors"][0]["code"] == code
@@ -192,9 +217,14 @@ def test_suspend_and_restore(sb: Sandbox) -> None:
 
 def test_last_active_dates_shape_and_clock_advance(start_sandbox: Callable[..., Sandbox]) -> None:
     sb = start_sandbox(frozen_clock=True)
-    heavy = max((u for u in sb.org.users if u.status == "active"
-                 and u.account_id in sb.org.members("confluence-users")),
-                key=lambda u: u.daily_use_probability)
+    heavy = max(
+        (
+            u
+            for u in sb.org.users
+            if u.status == "active" and u.account_id in sb.org.members("confluence-users")
+        ),
+        key=lambda u: u.daily_use_probability,
+    )
     path = f"/v1/orgs/{sb.org_id}/directory/users/{heavy.account_id}/last-active-dates"
     with atlassian_client(sb) as client:
         before = client.get(path).json()
@@ -217,8 +247,7 @@ def test_events_stream_pages_and_polls_with_the_same_cursor(sb: Sandbox) -> None
     person = next(u.account_id for u in sb.org.users if u.account_id not in access.members)
     stream = f"/v1/orgs/{sb.org_id}/events-stream"
     with atlassian_client(sb) as client:
-        client.post(directory_path(sb, f"/groups/{access.id}/memberships"),
-                    json={"accountId": person})
+        client.post(directory_path(sb, f"/groups/{access.id}/memberships"), json={"accountId": person})
         first = client.get(stream).json()
         cursor = first["meta"]["next"]
         empty = client.get(stream, params={"cursor": cursor}).json()
@@ -260,8 +289,7 @@ _DIRECT_API = AtlassianApi(_DIRECT_ORG, api_key="key")
 
 def _search_directly(body: dict[str, Any]) -> dict[str, Any]:
     """Call the users-search handler without HTTP: the handlers are transport-free."""
-    request = ApiRequest.build("POST", "/search", {}, json.dumps(body).encode(),
-                               "http://127.0.0.1")
+    request = ApiRequest.build("POST", "/search", {}, json.dumps(body).encode(), "http://127.0.0.1")
     response = _DIRECT_API.search_users(request)
     assert response.status == 200, response.body
     payload: dict[str, Any] = response.payload()
@@ -269,12 +297,17 @@ def _search_directly(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(limit=st.integers(min_value=1, max_value=120),
-       statuses=st.sets(st.sampled_from(["active", "suspended", "deactivated"])),
-       group_names=st.sets(st.sampled_from(["confluence-users", "jira-software-user-role",
-                                            "contractors", "executives"]), max_size=2))
+@given(
+    limit=st.integers(min_value=1, max_value=120),
+    statuses=st.sets(st.sampled_from(["active", "suspended", "deactivated"])),
+    group_names=st.sets(
+        st.sampled_from(["confluence-users", "jira-software-user-role", "contractors", "executives"]),
+        max_size=2,
+    ),
+)
 def test_any_filtered_paging_returns_exactly_the_matching_people(
-        limit: int, statuses: set[str], group_names: set[str]) -> None:
+    limit: int, statuses: set[str], group_names: set[str]
+) -> None:
     org = _DIRECT_ORG
     body: dict[str, Any] = {"limit": limit}
     if statuses:
@@ -290,7 +323,9 @@ def test_any_filtered_paging_returns_exactly_the_matching_people(
             break
         body["cursor"] = page["links"]["next"]
     members = set().union(*(org.members(n) for n in group_names)) if group_names else None
-    expected = [u.account_id for u in org.users
-                if (not statuses or u.status in statuses)
-                and (members is None or u.account_id in members)]
+    expected = [
+        u.account_id
+        for u in org.users
+        if (not statuses or u.status in statuses) and (members is None or u.account_id in members)
+    ]
     assert seen == expected

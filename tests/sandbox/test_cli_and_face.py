@@ -15,19 +15,36 @@ from sandbox.__main__ import main
 from sandbox.orgfile import load_org
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV_KEYS = ["ATLASSIAN_API_BASE", "ATLASSIAN_ORG_ID", "ATLASSIAN_API_KEY", "GRAPH_API_BASE",
-            "ENTRA_AUTHORITY_HOST", "ENTRA_TENANT_ID", "ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET",
-            "SEATWARDEN_CA_BUNDLE"]
+ENV_KEYS = [
+    "ATLASSIAN_API_BASE",
+    "ATLASSIAN_ORG_ID",
+    "ATLASSIAN_API_KEY",
+    "GRAPH_API_BASE",
+    "ENTRA_AUTHORITY_HOST",
+    "ENTRA_TENANT_ID",
+    "ENTRA_CLIENT_ID",
+    "ENTRA_CLIENT_SECRET",
+    "SEATWARDEN_CA_BUNDLE",
+]
 
 
 def test_public_names_are_pinned() -> None:
     assert set(sandbox.__all__) == {
-        "DEFAULT_PER_MINUTE", "DEFAULT_PRODUCTS", "ENDPOINT_CLASSES", "FAULT_KINDS",
-        "AdvanceResult", "Change", "Delivery", "Mail", "Org", "Sandbox", "SandboxConfig"}
+        "DEFAULT_PER_MINUTE",
+        "DEFAULT_PRODUCTS",
+        "ENDPOINT_CLASSES",
+        "FAULT_KINDS",
+        "AdvanceResult",
+        "Change",
+        "Delivery",
+        "Mail",
+        "Org",
+        "Sandbox",
+        "SandboxConfig",
+    }
 
 
-def test_dump_prints_an_org_file_the_loader_reads(capsys: pytest.CaptureFixture[str],
-                                                  tmp_path: Path) -> None:
+def test_dump_prints_an_org_file_the_loader_reads(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["dump", "--users", "5", "--seed", "3", "--start", "2026-03-02T09:00:00Z"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert len(document["users"]) == 5 and document["clockStart"] == "2026-03-02T09:00:00Z"
@@ -38,18 +55,34 @@ def test_dump_prints_an_org_file_the_loader_reads(capsys: pytest.CaptureFixture[
 
 def test_serve_prints_env_lines_and_serves_until_stopped() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--users", "30", "--seed", "2",
-         "--org", str(ROOT / "sandbox" / "examples" / "small-org.json")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--users",
+            "30",
+            "--seed",
+            "2",
+            "--org",
+            str(ROOT / "sandbox" / "examples" / "small-org.json"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline().strip() for _ in range(len(ENV_KEYS))]
         env = dict(line.split("=", 1) for line in lines)
         assert list(env) == ENV_KEYS
         response = httpx.post(
-            f"{env['ATLASSIAN_API_BASE']}/v2/orgs/{env['ATLASSIAN_ORG_ID']}/directories/-/"
-            "users/search", json={}, trust_env=False,
-            headers={"Authorization": f"Bearer {env['ATLASSIAN_API_KEY']}"})
+            f"{env['ATLASSIAN_API_BASE']}/v2/orgs/{env['ATLASSIAN_ORG_ID']}/directories/-/users/search",
+            json={},
+            trust_env=False,
+            headers={"Authorization": f"Bearer {env['ATLASSIAN_API_KEY']}"},
+        )
         assert len(response.json()["data"]) == 4  # the org file's people
     finally:
         process.terminate()

@@ -46,8 +46,7 @@ def test_truncated_fault_cuts_the_body_after_applying_the_request(sb: Sandbox) -
     person = next(u.account_id for u in sb.org.users if u.account_id not in group.members)
     sb.faults.inject(kind="truncated", path_contains="/memberships")
     with atlassian_client(sb) as client, pytest.raises(httpx.RemoteProtocolError):
-        client.post(directory_path(sb, f"/groups/{group.id}/memberships"),
-                    json={"accountId": person})
+        client.post(directory_path(sb, f"/groups/{group.id}/memberships"), json={"accountId": person})
     assert person in sb.org.members("jira-software-users")
 
 
@@ -65,16 +64,14 @@ def test_429_fault_carries_retry_after_and_rate_limit_headers(sb: Sandbox) -> No
         throttled = client.post(directory_path(sb, SEARCH), json={})
     assert throttled.status_code == 429
     assert throttled.headers["Retry-After"] == "7"
-    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(
-        throttled.headers)
+    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(throttled.headers)
     assert throttled.json()["errors"][0]["code"] == "ADMIN-429-1"
 
 
 def test_probability_faults_hit_some_requests_not_all(sb: Sandbox) -> None:
     sb.faults.inject(kind="5xx", path_contains=SEARCH, count=None, probability=0.5)
     with atlassian_client(sb) as client:
-        statuses = [client.post(directory_path(sb, SEARCH), json={"limit": 1}).status_code
-                    for _ in range(30)]
+        statuses = [client.post(directory_path(sb, SEARCH), json={"limit": 1}).status_code for _ in range(30)]
     assert 3 < statuses.count(503) < 27
     sb.faults.clear()
     with atlassian_client(sb) as client:
@@ -141,20 +138,16 @@ def test_requests_are_counted_per_endpoint_class(sb: Sandbox) -> None:
 def test_controls_work_over_http(sb: Sandbox) -> None:
     group = sb.org.group_by_name("jira-software-users")
     person = next(u.account_id for u in sb.org.users if u.account_id not in group.members)
-    with httpx.Client(base_url=sb.control_base, trust_env=False) as control, \
-            atlassian_client(sb) as client:
-        assert control.post("/faults", json={"kind": "5xx", "path_contains": SEARCH}
-                            ).status_code == 201
+    with httpx.Client(base_url=sb.control_base, trust_env=False) as control, atlassian_client(sb) as client:
+        assert control.post("/faults", json={"kind": "5xx", "path_contains": SEARCH}).status_code == 201
         assert client.post(directory_path(sb, SEARCH), json={}).status_code == 503
-        client.post(directory_path(sb, f"/groups/{group.id}/memberships"),
-                    json={"accountId": person})
+        client.post(directory_path(sb, f"/groups/{group.id}/memberships"), json={"accountId": person})
         changes = control.get("/changes").json()["data"]
         advanced = control.post("/advance", json={"days": 2}).json()
         counts = control.get("/counts").json()
         assert control.delete("/faults").status_code == 204
         assert control.post("/latency", json={"ms": 0}).status_code == 204
-        limited = control.post("/rate-limits", json={"endpoint_class": "groups",
-                                                     "per_minute": 5}).json()
+        limited = control.post("/rate-limits", json={"endpoint_class": "groups", "per_minute": 5}).json()
         bad = control.post("/faults", json={"kind": "meteor"})
     assert [c["kind"] for c in changes] == ["membership_added"]
     assert changes[0]["details"]["account_id"] == person and changes[0]["at"].endswith("Z")

@@ -24,17 +24,23 @@ def _no_ca_bundle_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _app(sb: Sandbox, credential: object) -> msal.ConfidentialClientApplication:
     return msal.ConfidentialClientApplication(
-        sb.client_id, authority=f"{sb.authority_host}/{sb.tenant_id}",
-        client_credential=credential, verify=sb.ca_cert_path, instance_discovery=False)
+        sb.client_id,
+        authority=f"{sb.authority_host}/{sb.tenant_id}",
+        client_credential=credential,
+        verify=sb.ca_cert_path,
+        instance_discovery=False,
+    )
 
 
 def test_msal_gets_a_token_with_the_client_secret(sb: Sandbox) -> None:
-    result = _app(sb, sb.client_secret).acquire_token_for_client(
-        scopes=[f"{sb.graph_root}/.default"])
+    result = _app(sb, sb.client_secret).acquire_token_for_client(scopes=[f"{sb.graph_root}/.default"])
     assert result.get("token_type") == "Bearer", result
-    response = httpx.get(f"{sb.graph_base}/groups/{sb.org.entra_group_id('confluence')}",
-                         headers={"Authorization": f"Bearer {result['access_token']}"},
-                         verify=trust(sb), trust_env=False)
+    response = httpx.get(
+        f"{sb.graph_base}/groups/{sb.org.entra_group_id('confluence')}",
+        headers={"Authorization": f"Bearer {result['access_token']}"},
+        verify=trust(sb),
+        trust_env=False,
+    )
     assert response.status_code == 200
 
 
@@ -45,14 +51,12 @@ def test_msal_gets_a_token_with_the_certificate(sb: Sandbox, form: str) -> None:
         credential["thumbprint"] = sb.client_cert_thumbprint  # RS256 with x5t
     else:
         credential["public_certificate"] = sb.client_certificate_pem  # PS256 with x5t#S256
-    result = _app(sb, credential).acquire_token_for_client(
-        scopes=["https://graph.microsoft.com/.default"])
+    result = _app(sb, credential).acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
     assert "access_token" in result, result.get("error_description")
 
 
 def test_a_wrong_secret_gets_entras_error_shape(sb: Sandbox) -> None:
-    result = _app(sb, "not-the-secret").acquire_token_for_client(
-        scopes=[f"{sb.graph_root}/.default"])
+    result = _app(sb, "not-the-secret").acquire_token_for_client(scopes=[f"{sb.graph_root}/.default"])
     assert result["error"] == "invalid_client"
     assert result["error_codes"] == [7000215]
     assert result["error_description"].startswith("AADSTS7000215:")
@@ -61,8 +65,7 @@ def test_a_wrong_secret_gets_entras_error_shape(sb: Sandbox) -> None:
 
 def test_a_foreign_certificate_is_refused(sb: Sandbox, start_sandbox: Callable[..., Sandbox]) -> None:
     other = start_sandbox(seed=8)
-    credential = {"private_key": other.client_private_key_pem,
-                  "thumbprint": other.client_cert_thumbprint}
+    credential = {"private_key": other.client_private_key_pem, "thumbprint": other.client_cert_thumbprint}
     result = _app(sb, credential).acquire_token_for_client(scopes=[f"{sb.graph_root}/.default"])
     assert result["error"] == "invalid_client" and result["error_codes"] == [700027]
 
@@ -70,12 +73,16 @@ def test_a_foreign_certificate_is_refused(sb: Sandbox, start_sandbox: Callable[.
 def test_discovery_needs_the_right_tenant_and_tls_trusts_both_names(sb: Sandbox) -> None:
     for host in ("127.0.0.1", "localhost"):
         base = sb.authority_host.replace("127.0.0.1", host)
-        doc = httpx.get(f"{base}/{sb.tenant_id}/v2.0/.well-known/openid-configuration",
-                        verify=trust(sb), trust_env=False).json()
+        doc = httpx.get(
+            f"{base}/{sb.tenant_id}/v2.0/.well-known/openid-configuration", verify=trust(sb), trust_env=False
+        ).json()
         assert doc["token_endpoint"] == f"{base}/{sb.tenant_id}/oauth2/v2.0/token"
         assert {"authorization_endpoint", "issuer", "jwks_uri"} <= set(doc)
-    wrong = httpx.get(f"{sb.authority_host}/other-tenant/v2.0/.well-known/openid-configuration",
-                      verify=trust(sb), trust_env=False)
+    wrong = httpx.get(
+        f"{sb.authority_host}/other-tenant/v2.0/.well-known/openid-configuration",
+        verify=trust(sb),
+        trust_env=False,
+    )
     assert wrong.status_code == 400 and wrong.json()["error_codes"] == [90002]
     with pytest.raises(httpx.ConnectError):
         httpx.get(sb.authority_host, trust_env=False, verify=True)  # not a public CA
@@ -100,8 +107,7 @@ def test_transitive_members_pages_cover_the_group(start_sandbox: Callable[..., S
     seen: list[str] = []
     with graph_client(sb) as client:
         url: str | None = f"{sb.graph_base}/groups/{group_id}/transitiveMembers"
-        params: dict[str, str] | None = {"$select": "id,userPrincipalName,accountEnabled",
-                                         "$top": "120"}
+        params: dict[str, str] | None = {"$select": "id,userPrincipalName,accountEnabled", "$top": "120"}
         while url:
             page = client.get(url, params=params).json()
             params = None  # nextLink carries them
@@ -120,8 +126,9 @@ def test_transitive_members_pages_cover_the_group(start_sandbox: Callable[..., S
     assert unknown.json()["error"]["code"] == "Request_ResourceNotFound"
 
 
-def _delta_round(client: httpx.Client, url: str, params: dict[str, str] | None = None
-                 ) -> tuple[dict[str, set[str]], dict[str, set[str]], str, int]:
+def _delta_round(
+    client: httpx.Client, url: str, params: dict[str, str] | None = None
+) -> tuple[dict[str, set[str]], dict[str, set[str]], str, int]:
     """Follow nextLinks to the deltaLink: (added, removed) per group, the deltaLink, pages."""
     added: dict[str, set[str]] = {}
     removed: dict[str, set[str]] = {}
@@ -139,13 +146,11 @@ def _delta_round(client: httpx.Client, url: str, params: dict[str, str] | None =
         url = body["@odata.nextLink"]
 
 
-def test_delta_returns_all_members_then_added_and_removed_ones(
-        start_sandbox: Callable[..., Sandbox]) -> None:
+def test_delta_returns_all_members_then_added_and_removed_ones(start_sandbox: Callable[..., Sandbox]) -> None:
     sb = start_sandbox(users=1_500, frozen_clock=True)
     group_id = sb.org.entra_group_id("confluence")
     members = sb.org.entra_members(group_id)
-    newcomer = next(u.entra_object_id for u in sb.org.users
-                    if u.entra_object_id not in members)
+    newcomer = next(u.entra_object_id for u in sb.org.users if u.entra_object_id not in members)
     leaver = sorted(members)[0]
     with graph_client(sb) as client:
         query = {"$select": "members", "$filter": f"id eq '{group_id}'"}
@@ -179,8 +184,7 @@ def test_delta_returns_all_members_then_added_and_removed_ones(
 
 def test_graph_member_writes_mirror_into_atlassian(sb: Sandbox) -> None:
     group_id = sb.org.entra_group_id("jira-software")
-    person = next(u for u in sb.org.users
-                  if u.entra_object_id not in sb.org.entra_members(group_id))
+    person = next(u for u in sb.org.users if u.entra_object_id not in sb.org.entra_members(group_id))
     reference = {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{person.entra_object_id}"}
     with graph_client(sb) as client:
         added = client.post(f"/groups/{group_id}/members/$ref", json=reference)
@@ -195,8 +199,11 @@ def test_graph_member_writes_mirror_into_atlassian(sb: Sandbox) -> None:
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "Request_ResourceNotFound"
     assert [(c.system, c.kind, c.details["via"]) for c in sb.changes()] == [
-        ("entra", "entra_member_added", "graph"), ("atlassian", "membership_added", "scim"),
-        ("entra", "entra_member_removed", "graph"), ("atlassian", "membership_removed", "scim")]
+        ("entra", "entra_member_added", "graph"),
+        ("atlassian", "membership_added", "scim"),
+        ("entra", "entra_member_removed", "graph"),
+        ("atlassian", "membership_removed", "scim"),
+    ]
 
 
 def test_member_delete_without_ref_is_recorded_as_a_user_deletion(sb: Sandbox) -> None:
@@ -214,21 +221,43 @@ def test_batch_answers_each_item_on_its_own(sb: Sandbox) -> None:
     members = sorted(sb.org.entra_members(group_id))
     requests: list[dict[str, object]] = [
         {"id": str(i), "method": "DELETE", "url": f"/groups/{group_id}/members/{m}/$ref"}
-        for i, m in enumerate(members[:3])]
-    requests.append({"id": "missing", "method": "DELETE",
-                     "url": f"/groups/{group_id}/members/{members[0]}/$ref", "dependsOn": ["0"]})
-    requests.append({"id": "after-missing", "method": "GET", "url": f"/groups/{group_id}",
-                     "dependsOn": ["missing"]})
+        for i, m in enumerate(members[:3])
+    ]
+    requests.append(
+        {
+            "id": "missing",
+            "method": "DELETE",
+            "url": f"/groups/{group_id}/members/{members[0]}/$ref",
+            "dependsOn": ["0"],
+        }
+    )
+    requests.append(
+        {"id": "after-missing", "method": "GET", "url": f"/groups/{group_id}", "dependsOn": ["missing"]}
+    )
     with graph_client(sb) as client:
         result = client.post("/$batch", json={"requests": requests})
-        too_many = client.post("/$batch", json={"requests": [
-            {"id": str(i), "method": "GET", "url": f"/groups/{group_id}"} for i in range(21)]})
-        duplicate = client.post("/$batch", json={"requests": [
-            {"id": "1", "method": "GET", "url": "/groups/x"},
-            {"id": "1", "method": "GET", "url": "/groups/y"}]})
+        too_many = client.post(
+            "/$batch",
+            json={
+                "requests": [{"id": str(i), "method": "GET", "url": f"/groups/{group_id}"} for i in range(21)]
+            },
+        )
+        duplicate = client.post(
+            "/$batch",
+            json={
+                "requests": [
+                    {"id": "1", "method": "GET", "url": "/groups/x"},
+                    {"id": "1", "method": "GET", "url": "/groups/y"},
+                ]
+            },
+        )
         sb.set_rate_limit("graph", 2)
-        throttled = client.post("/$batch", json={"requests": [
-            {"id": str(i), "method": "GET", "url": f"/groups/{group_id}"} for i in range(4)]})
+        throttled = client.post(
+            "/$batch",
+            json={
+                "requests": [{"id": str(i), "method": "GET", "url": f"/groups/{group_id}"} for i in range(4)]
+            },
+        )
     assert result.status_code == 200
     statuses = {r["id"]: r["status"] for r in result.json()["responses"]}
     assert statuses == {"0": 204, "1": 204, "2": 204, "missing": 404, "after-missing": 424}
@@ -243,8 +272,10 @@ def test_batch_responses_come_in_any_order(sb: Sandbox) -> None:
     group_id = sb.org.entra_group_id("confluence")
     requests = [{"id": str(i), "method": "GET", "url": f"/groups/{group_id}"} for i in range(20)]
     with graph_client(sb) as client:
-        orders = [[r["id"] for r in client.post("/$batch", json={"requests": requests})
-                   .json()["responses"]] for _ in range(3)]
+        orders = [
+            [r["id"] for r in client.post("/$batch", json={"requests": requests}).json()["responses"]]
+            for _ in range(3)
+        ]
     assert any(order != [str(i) for i in range(20)] for order in orders)
     assert all(sorted(order, key=int) == [str(i) for i in range(20)] for order in orders)
 
@@ -252,17 +283,25 @@ def test_batch_responses_come_in_any_order(sb: Sandbox) -> None:
 def test_subscription_lifecycle(sb: Sandbox) -> None:
     group_id = sb.org.entra_group_id("confluence")
     now = sb.clock.now()
-    body = {"changeType": "updated,deleted", "notificationUrl": "https://127.0.0.1:9/notify",
-            "resource": f"groups/{group_id}", "clientState": "s3cret",
-            "expirationDateTime": (now + timedelta(days=28)).isoformat()}
+    body = {
+        "changeType": "updated,deleted",
+        "notificationUrl": "https://127.0.0.1:9/notify",
+        "resource": f"groups/{group_id}",
+        "clientState": "s3cret",
+        "expirationDateTime": (now + timedelta(days=28)).isoformat(),
+    }
     with graph_client(sb) as client:
-        too_long = client.post("/subscriptions", json={
-            **body, "expirationDateTime": (now + timedelta(minutes=41_761)).isoformat()})
+        too_long = client.post(
+            "/subscriptions",
+            json={**body, "expirationDateTime": (now + timedelta(minutes=41_761)).isoformat()},
+        )
         created = client.post("/subscriptions", json=body)
         subscription_id = created.json()["id"]
         listed = client.get("/subscriptions").json()["value"]
-        renewed = client.patch(f"/subscriptions/{subscription_id}", json={
-            "expirationDateTime": (now + timedelta(days=20)).isoformat()})
+        renewed = client.patch(
+            f"/subscriptions/{subscription_id}",
+            json={"expirationDateTime": (now + timedelta(days=20)).isoformat()},
+        )
         reauthorized = client.post(f"/subscriptions/{subscription_id}/reauthorize")
         deleted = client.delete(f"/subscriptions/{subscription_id}")
         gone = client.get(f"/subscriptions/{subscription_id}")
@@ -273,27 +312,33 @@ def test_subscription_lifecycle(sb: Sandbox) -> None:
     assert created.status_code == 201 and created.json()["clientState"] == "s3cret"
     assert [s["id"] for s in listed] == [subscription_id]
     assert renewed.status_code == 200
-    assert renewed.json()["expirationDateTime"].startswith(
-        (now + timedelta(days=20)).strftime("%Y-%m-%dT%H"))
+    assert renewed.json()["expirationDateTime"].startswith((now + timedelta(days=20)).strftime("%Y-%m-%dT%H"))
     assert reauthorized.status_code == 204 and deleted.status_code == 204
     assert gone.status_code == 404 and lapsed.status_code == 404
     assert [c.kind for c in sb.changes()] == [
-        "subscription_created", "subscription_renewed", "subscription_reauthorized",
-        "subscription_deleted", "subscription_created"]
+        "subscription_created",
+        "subscription_renewed",
+        "subscription_reauthorized",
+        "subscription_deleted",
+        "subscription_created",
+    ]
 
 
 def test_send_mail_is_accepted_and_recorded(sb: Sandbox) -> None:
     sender = sb.org.users[0]
-    message = {"message": {"subject": "Your Confluence license",
-                           "body": {"contentType": "Text", "content": "It ends in 7 days."},
-                           "toRecipients": [{"emailAddress": {"address": "a@example.com"}}]},
-               "saveToSentItems": False}
+    message = {
+        "message": {
+            "subject": "Your Confluence license",
+            "body": {"contentType": "Text", "content": "It ends in 7 days."},
+            "toRecipients": [{"emailAddress": {"address": "a@example.com"}}],
+        },
+        "saveToSentItems": False,
+    }
     with graph_client(sb) as client:
         sent = client.post(f"/users/{sender.entra_object_id}/sendMail", json=message)
         by_upn = client.post(f"/users/{sender.upn}/sendMail", json=message)
         nobody = client.post("/users/nobody@example.com/sendMail", json=message)
-        empty = client.post(f"/users/{sender.entra_object_id}/sendMail",
-                            json={"message": {"subject": "x"}})
+        empty = client.post(f"/users/{sender.entra_object_id}/sendMail", json={"message": {"subject": "x"}})
     assert sent.status_code == by_upn.status_code == 202 and sent.content == b""
     assert nobody.status_code == 404 and empty.status_code == 400
     [first, _] = sb.mails()

@@ -51,8 +51,9 @@ def test_generated_org_has_the_mix_seatwarden_meets() -> None:
     licensed_users = [org.user(a) for a in org.members("confluence-users")]
     never = sum(1 for u in licensed_users if u.last_active[index] == 0)
     assert 0.02 < never / len(licensed_users) < 0.12
-    idle_days = sorted((START.timestamp() - u.last_active[index]) / 86_400
-                       for u in licensed_users if u.last_active[index])
+    idle_days = sorted(
+        (START.timestamp() - u.last_active[index]) / 86_400 for u in licensed_users if u.last_active[index]
+    )
     assert idle_days[0] < 1 and idle_days[-1] > 200
     assert {"executives", "service-accounts", "contractors"} <= {g.name for g in org.groups}
 
@@ -82,14 +83,14 @@ def test_generating_100k_users_takes_a_few_seconds() -> None:
 def test_example_org_file_loads_as_written() -> None:
     org = load_org(EXAMPLE)
     assert org.clock.start.isoformat() == "2026-03-02T09:00:00+00:00"
-    bruno_confluence = org.last_active("712020:22222222-2222-4222-8222-222222222222",
-                                       "confluence")
+    bruno_confluence = org.last_active("712020:22222222-2222-4222-8222-222222222222", "confluence")
     assert len(org.users) == 4
     assert org.product("confluence").seat_limit == 3
     assert org.members("confluence-user-role") == {
         "712020:11111111-1111-4111-8111-111111111111",
         "712020:22222222-2222-4222-8222-222222222222",
-        "712020:44444444-4444-4444-8444-444444444444"}
+        "712020:44444444-4444-4444-8444-444444444444",
+    }
     assert bruno_confluence is not None
     assert bruno_confluence.isoformat() == "2025-11-01T08:30:00+00:00"
     assert org.last_active("712020:22222222-2222-4222-8222-222222222222", "jira-software") is None

@@ -151,6 +151,7 @@ def test_the_public_names_are_pinned() -> None:
     assert sorted(shared.store.__all__) == sorted(
         [
             "GENESIS_HASH",
+            "IdentityRepo",
             "OUTCOMES",
             "POISON_SUFFIX",
             "QUEUE_KINDS",

@@ -1,0 +1,38 @@
+"""What every function module shares: JSON answers, and running a service with its clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import azure.functions as func
+
+from shared.bootstrap import App
+
+T = TypeVar("T")
+
+
+def json_response(body: Any, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
+
+
+def error_response(status: int, message: str) -> func.HttpResponse:
+    """A JSON error that says what is wrong, never a stack trace or an internal message."""
+    return json_response({"error": message}, status)
+
+
+def headers_of(req: func.HttpRequest) -> dict[str, str]:
+    return {k.lower(): v for k, v in req.headers.items()}
+
+
+async def with_clients(app: App, work: Callable[[Any, Any | None], Awaitable[T]]) -> T:
+    """Open the Atlassian and Graph clients for one piece of work and always close them."""
+    atlassian = app.atlassian()
+    graph = app.graph()
+    try:
+        return await work(atlassian, graph)
+    finally:
+        await atlassian.aclose()
+        if graph is not None:
+            await graph.aclose()

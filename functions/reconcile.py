@@ -1,0 +1,72 @@
+"""The nightly reconcile (timer) and the action executor (queue), with its poison queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import azure.functions as func
+
+from functions._common import with_clients
+from shared.bootstrap import App
+from shared.services.execute import BadMessage, Executor
+from shared.services.reconcile import Reconciler
+
+bp = func.Blueprint()
+log = logging.getLogger("seatwarden.functions")
+
+#: Queue names; tests and the CLI use the same ones through shared.store.
+ACTIONS_QUEUE = "seatwarden-actions"
+
+# The schedule is a binding property the host reads when it indexes the app, so it is the one
+# setting read at import; it has a default, so indexing never needs it (NCRONTAB, UTC).
+RECONCILE_SCHEDULE = os.environ.get("RECONCILE_SCHEDULE", "0 0 2 * * *")
+
+
+@bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, use_monitor=True, run_on_startup=False)
+async def nightly_reconcile(timer: func.TimerRequest) -> None:
+    app = App.from_env()
+    if timer.past_due:
+        log.warning("nightly reconcile is running late (past due)")
+
+    async def work(atlassian, graph):
+        return await Reconciler(app.storage, atlassian, graph, app.clock, holder="timer").run(app.policies)
+
+    report = await with_clients(app, work)
+    for outcome in report.outcomes:
+        log.info("reconcile %s", json.dumps(outcome.to_dict(), default=str))
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=ACTIONS_QUEUE, connection="AzureWebJobsStorage")
+async def execute_action(msg: func.QueueMessage) -> None:
+    """Apply one action. Transient errors raise, so the host retries and then poisons it."""
+    try:
+        message = json.loads(msg.get_body().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadMessage(f"action message {msg.id} is not JSON") from exc
+    app = App.from_env()
+
+    async def work(atlassian, graph):
+        return await Executor(app.storage, atlassian, graph, app.clock).apply(message)
+
+    await with_clients(app, work)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=ACTIONS_QUEUE + "-poison", connection="AzureWebJobsStorage")
+def record_poisoned_action(msg: func.QueueMessage) -> None:
+    """After the last try the host moves the message here: record it against its run."""
+    app = App.from_env()
+    try:
+        message = json.loads(msg.get_body().decode("utf-8"))
+        run_id = str(message.get("run_id") or "")
+        account_id = str(message["action"]["account_id"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        log.error("poisoned message %s is not an action; dropped", msg.id)
+        return
+    if run_id:
+        app.storage.results.set_outcome(
+            run_id, account_id, "poisoned", f"gave up after {msg.dequeue_count} tries"
+        )
+        app.storage.runs.record_outcome(run_id, "poisoned")
+    log.error("action for %s in run %s poisoned after %s tries", account_id, run_id, msg.dequeue_count)

@@ -1,0 +1,214 @@
+"""`seatwarden demo`: the whole product on one machine, through the same doors as in Azure.
+
+It starts Azurite and the sandbox with a generated org, reconciles in report mode and then in
+enforce mode, drains the actions queue through the executor *function* (real
+`func.QueueMessage` objects), sends one return event and one Entra change through the
+webhook *functions* over HTTP (the sandbox plays Atlassian and Graph), and reports what
+happened. Everything listens on 127.0.0.1 and stops when the demo ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import azure.functions as func
+
+from shared.bootstrap import App
+from shared.config import PolicyFile, parse_policy
+from shared.settings import Settings
+
+DEMO_PREFIX = "demo"
+
+
+def demo_policies(sb: Any) -> PolicyFile:
+    """One policy per sandbox product: Confluence entitled from Entra, the others from mirrors."""
+    policies = []
+    for product in sb.org.products:
+        key = product.key
+        entitlement = (
+            {"entra_group_id": sb.org.entra_group_id(key)}
+            if key == "confluence"
+            else {"atlassian_group": f"{key}-user-role"}
+        )
+        policies.append(
+            {
+                "name": key,
+                "product": key,
+                "entitlement": entitlement,
+                "access_group": f"{key}-users",
+                "marker_group": f"{key}-unlicensed-users",
+                "inactive_after_days": 90,
+                "grace_days": 14,
+                "exclusions": {"groups": ["service-accounts", "executives"]},
+                "blast_radius": {"max_revocations": 1_000_000, "max_revocation_percent": 60},
+                "seat_price": 6.05,
+            }
+        )
+    return parse_policy({"policies": policies}, "demo policy")
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """The functions read their settings from the environment, as in Azure."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def function(name: str) -> Callable[..., Any]:
+    import function_app
+    from sandbox.funcserver import user_function
+
+    return user_function(function_app.app, name)
+
+
+def drain(app: App, queue: str, function_name: str, progress: Callable[[int], None] | None = None) -> int:
+    """Feed every message on `queue` to a queue-triggered function, as the host would."""
+    handler = function(function_name)
+    done = 0
+    while True:
+        batch = app.storage.queues.receive(queue, max_messages=32)
+        if not batch:
+            return done
+        for message, body in batch:
+            request = func.QueueMessage(
+                id=message.id, body=json.dumps(body).encode(), pop_receipt=message.pop_receipt
+            )
+            result = handler(request)
+            if inspect.iscoroutine(result):
+                asyncio.run(result)
+            app.storage.queues.delete(queue, message)
+            done += 1
+            if progress:
+                progress(done)
+
+
+def licensed_count(sb: Any) -> int:
+    return sum(sb.org.seats_used(p.key) for p in sb.org.products)
+
+
+def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = None) -> dict[str, Any]:
+    from sandbox import Sandbox, SandboxConfig
+    from sandbox.azurite import running_azurite
+    from sandbox.funcserver import serving
+    from shared.services.reconcile import Reconciler
+
+    with (
+        running_azurite() as storage,
+        Sandbox.start(SandboxConfig(users=users, seed=seed, frozen_clock=True)) as sb,
+    ):
+        policies = demo_policies(sb)
+        env = {
+            **sb.env(),
+            "AzureWebJobsStorage": storage,
+            "SEATWARDEN_TABLE_PREFIX": DEMO_PREFIX,
+            "SEATWARDEN_POLICY": json.dumps(policies.model_dump(mode="json")),
+            "JIRA_WEBHOOK_SECRET": secrets.token_hex(16),
+            "ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION": "Bearer " + secrets.token_hex(16),
+            "GRAPH_CLIENT_STATE": secrets.token_hex(16),
+        }
+        env.pop("ENTRA_CLIENT_CERT_PATH", None)  # the demo signs in with the client secret
+        with environment(env), serving(__import__("function_app").app) as base_url:
+            app = App(Settings.from_env(env), clock=sb.clock.now)
+            licensed_before = licensed_count(sb)
+            say(f"sandbox org: {users} people, {len(policies.policies)} products, {licensed_before} licenses")
+
+            async def reconcile(mode: str) -> Any:
+                atlassian, graph = app.atlassian(), app.graph()
+                try:
+                    return await Reconciler(app.storage, atlassian, graph, app.clock, holder="demo").run(
+                        policies, mode=mode
+                    )
+                finally:
+                    await atlassian.aclose()
+                    if graph:
+                        await graph.aclose()
+
+            report = asyncio.run(reconcile("report"))
+            for o in report.outcomes:
+                say(f"report  {o.policy:<18} {o.status:<8} {o.counts}")
+            enforce = asyncio.run(reconcile("enforce"))
+            for o in enforce.outcomes:
+                say(f"enforce {o.policy:<18} {o.status:<8} {o.enqueued} actions queued; {o.why}")
+            applied = drain(app, "actions", "execute_action", progress)
+            licensed_after = licensed_count(sb)
+            say(f"executor applied {applied} queued actions: {licensed_before} -> {licensed_after} licenses")
+
+            # A person the night took a Confluence license from comes back: a Jira webhook.
+            confluence = next(p for p in policies.policies if p.product == "confluence")
+            marked = sorted(
+                sb.org.members(confluence.marker_group) & sb.org.members(f"{'confluence'}-user-role")
+            )
+            relicense_seconds = None
+            if marked:
+                person = marked[0]
+                started = time.monotonic()
+                delivery = sb.send_jira_webhook(
+                    f"{base_url}/api/webhooks/atlassian",
+                    "user_updated",
+                    account_id=person,
+                    secret=env["JIRA_WEBHOOK_SECRET"],
+                )
+                drain(app, "returns", "handle_return")
+                relicense_seconds = round(time.monotonic() - started, 3)
+                back = sb.org.is_licensed(person, "confluence")
+                say(
+                    f"return event for {person}: webhook {delivery.status_code}, licensed again: {back} "
+                    f"in {relicense_seconds} s"
+                )
+
+            # Entra: an admin adds someone to the Confluence entitlement group.
+            gid = sb.org.entra_group_id("confluence")
+            outsider = next(
+                (
+                    u
+                    for u in sb.org.users
+                    if u.entra_object_id not in sb.org.entra_members(gid)
+                    and not u.suspended
+                    and u.account_status == "active"
+                ),
+                None,
+            )
+            if outsider is not None:
+                sb.entra_add_member(gid, outsider.entra_object_id)
+                delivery = sb.send_graph_notification(
+                    f"{base_url}/api/webhooks/graph", group_id=gid, client_state=env["GRAPH_CLIENT_STATE"]
+                )
+                drain(app, "graph", "handle_graph")
+                say(
+                    f"Entra added {outsider.account_id} to the Confluence entitlement group: notification "
+                    f"{delivery.status_code}, licensed: "
+                    f"{sb.org.is_licensed(outsider.account_id, 'confluence')}"
+                )
+
+            counts: dict[str, int] = {}
+            for o in enforce.outcomes:
+                for reason, n in o.counts.items():
+                    counts[reason] = counts.get(reason, 0) + n
+            verify = app.storage.audit.verify()
+            return {
+                "run_id": [o.run_id for o in enforce.outcomes],
+                "users": users,
+                "licensed_before": licensed_before,
+                "licensed_after": licensed_count(sb),
+                "actions": counts,
+                "api_calls": sb.request_counts().get("total", 0),
+                "audit_entries": verify.entries,
+                "audit_intact": verify.ok,
+                "relicense_seconds": relicense_seconds,
+            }

@@ -1,0 +1,263 @@
+"""The action executor: apply one queued action, at most once, against current state.
+
+Queues deliver at least once, so every step is safe to repeat (DESIGN.md "Safety"):
+
+1. Read the person as Atlassian sees them now. A revocation whose premise no longer holds
+   (the person used the product since the plan, or is no longer an active account) is
+   skipped: a stale plan never takes a license.
+2. Apply only the operations not already in effect, in order, stopping at the first refusal
+   (a GRANT without a free seat waits; its marker is not removed).
+3. Claim the action id in the ledger and write one audit entry. A redelivery after a crash
+   between the change and the audit write finds the change in effect and the audit entry
+   missing, and writes it then: every change has exactly one audit entry.
+4. Update the user state, the run's per-user result and its counters.
+
+Transient failures (rate limits after retries, timeouts, 5xx) raise, so the queue retries and
+finally moves the message to the poison queue; permanent refusals are recorded as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from shared.errors import (
+    GroupIsSynced,
+    NotFound,
+    RemoteError,
+    SeatLimitReached,
+)
+from shared.model import REVOKING_REASONS, Action, Facts, Op, OpKind, Reason, Via
+from shared.services.snapshot import product_key
+
+log = logging.getLogger("seatwarden.execute")
+
+
+class BadMessage(ValueError):
+    """A queue message that is not an action: raising sends it to the poison queue."""
+
+
+def parse_action(message: Mapping[str, Any]) -> tuple[str, Action]:
+    try:
+        if message.get("type") != "action":
+            raise BadMessage(f"not an action message: type={message.get('type')!r}")
+        body = message["action"]
+        action = Action(
+            id=str(body["id"]),
+            policy=str(body["policy"]),
+            product=str(body["product"]),
+            account_id=str(body["account_id"]),
+            reason=Reason(body["reason"]),
+            ops=tuple(Op.from_dict(o) for o in body["ops"]),
+            facts=Facts.from_dict(body.get("facts") or {}),
+        )
+        return str(message.get("run_id") or ""), action
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, BadMessage):
+            raise
+        raise BadMessage(f"malformed action message: {exc}") from exc
+
+
+@dataclass
+class Current:
+    """The person as Atlassian sees them at the moment of applying."""
+
+    exists: bool
+    active: bool = False
+    suspended: bool = False
+    groups: frozenset[str] = frozenset()
+    last_active: dict[str, date] | None = None
+
+
+class Executor:
+    def __init__(
+        self,
+        storage: Any,
+        atlassian: Any,
+        graph: Any | None,
+        clock: Callable[[], datetime],
+        actor: str = "executor",
+    ):
+        self.storage = storage
+        self.atlassian = atlassian
+        self.graph = graph
+        self.clock = clock
+        self.actor = actor
+
+    async def current(self, account_id: str) -> Current:
+        async for page in self.atlassian.iter_user_pages(account_ids=[account_id]):
+            for user in page:
+                if user.account_id != account_id:
+                    continue
+                activity = {
+                    product_key(a.key): a.last_active_timestamp.date()
+                    for a in (user.product_access or ())
+                    if a.last_active_timestamp is not None
+                }
+                return Current(
+                    exists=True,
+                    active=(user.status or "active") == "active"
+                    and (user.account_status or "active") == "active",
+                    suspended=(user.status or "") == "suspended",
+                    groups=frozenset(g.id for g in (user.groups or ())),
+                    last_active=activity,
+                )
+        return Current(exists=False)
+
+    def _premise_gone(self, action: Action, now: Current) -> str | None:
+        if not now.exists:
+            return "the account no longer exists"
+        if action.reason in REVOKING_REASONS or action.reason in (Reason.GRANT, Reason.RELICENSE):
+            if not now.active:
+                return "the account is no longer active"
+        if action.reason in (Reason.INACTIVE, Reason.SEAT_CAP) and now.last_active:
+            used = now.last_active.get(product_key(action.product))
+            planned = action.facts.last_active
+            if used is not None and (planned is None or used > planned):
+                return f"used {action.product} on {used.isoformat()}, after the plan's {planned}"
+        return None
+
+    def _in_effect(self, op: Op, now: Current) -> bool:
+        if op.via is not Via.ATLASSIAN:
+            return False
+        if op.kind is OpKind.SUSPEND:
+            return now.suspended
+        in_group = op.group_id in now.groups
+        return in_group if op.kind is OpKind.ADD else not in_group
+
+    async def _apply_op(self, op: Op, account_id: str, entra_id: str | None) -> None:
+        if op.via is Via.ATLASSIAN:
+            assert op.kind is OpKind.SUSPEND or op.group_id
+            if op.kind is OpKind.SUSPEND:
+                await self.atlassian.suspend(account_id)
+            elif op.kind is OpKind.ADD:
+                await self.atlassian.add_member(op.group_id, account_id)
+            else:
+                await self.atlassian.remove_member(op.group_id, account_id)
+        elif op.via is Via.ENTRA:
+            if self.graph is None or not entra_id or not op.group_id:
+                raise NotFound("Entra write needs Graph settings and the person's Entra object id")
+            if op.kind is OpKind.ADD:
+                await self.graph.add_member(op.group_id, entra_id)
+            else:
+                await self.graph.remove_member(op.group_id, entra_id)
+
+    async def apply(self, message: Mapping[str, Any]) -> str:
+        """Apply one action message; returns the outcome recorded for it."""
+        run_id, action = parse_action(message)
+        if self.storage.deliveries.seen("action", action.id):
+            if self.storage.audit.has_action(action.id):
+                return "duplicate"
+        now = await self.current(action.account_id)
+        why_not = self._premise_gone(action, now)
+        if why_not:
+            return self._finish(run_id, action, "skipped", why_not, [], [])
+        entra_id = message.get("entra_id")
+        changed: list[Op] = []
+        already: list[Op] = []
+        for op in action.ops:
+            if op.via is Via.CSV:
+                return self._finish(
+                    run_id,
+                    action,
+                    "waiting",
+                    "listed in the IdP CSV export for an Entra admin to apply",
+                    changed,
+                    already,
+                )
+            if self._in_effect(op, now):
+                already.append(op)
+                continue
+            try:
+                await self._apply_op(op, action.account_id, entra_id)
+            except SeatLimitReached:
+                return self._finish(
+                    run_id, action, "waiting", "no free seat: waits for one", changed, already
+                )
+            except (GroupIsSynced, NotFound) as exc:
+                return self._finish(run_id, action, "failed", str(exc), changed, already)
+            changed.append(op)
+        return self._finish(run_id, action, "applied" if changed else "unchanged", "", changed, already)
+
+    def _finish(
+        self, run_id: str, action: Action, outcome: str, detail: str, changed: list[Op], already: list[Op]
+    ) -> str:
+        today = self.clock().date()
+        if changed or already:
+            first = self.storage.deliveries.first_time("action", action.id)
+            if first or not self.storage.audit.has_action(action.id):
+                self.storage.audit.append(
+                    actor=self.actor,
+                    action=action.reason.value,
+                    product=action.product,
+                    account_id=action.account_id,
+                    run_id=run_id,
+                    action_id=action.id,
+                    before={
+                        "entitled": action.facts.entitled,
+                        "licensed": action.facts.licensed,
+                        "marked": action.facts.marked,
+                    },
+                    after={
+                        "changed": [o.to_dict() for o in changed],
+                        "already_in_effect": [o.to_dict() for o in already],
+                        "outcome": outcome,
+                    },
+                    why=action.facts.to_dict(),
+                )
+            self._update_state(action, today)
+        if run_id:
+            previous = self.storage.results.set_outcome(run_id, action.account_id, outcome, detail)
+            if previous != outcome:  # a redelivered action is counted once
+                self.storage.runs.record_outcome(run_id, outcome)
+        log.info("action %s %s %s: %s %s", action.id, action.reason.value, action.account_id, outcome, detail)
+        return outcome
+
+    def _update_state(self, action: Action, today: date) -> None:
+        from shared.store import UserState
+
+        ops = {(o.kind, o.role.value if o.role else None) for o in action.ops}
+
+        def mutate(state: UserState | None) -> UserState:
+            base = state or UserState(
+                account_id=action.account_id,
+                product=product_key(action.product),
+                email=action.facts.email,
+                entitled=action.facts.entitled,
+                licensed=action.facts.licensed,
+                marked=action.facts.marked,
+                last_active=action.facts.last_active,
+                licensed_since=None,
+                marked_at=None,
+                warned_for=None,
+                last_seen=today,
+                last_lookup=None,
+            )
+            licensed, marked = base.licensed, base.marked
+            if (OpKind.ADD, "access") in ops:
+                licensed = True
+            if (OpKind.REMOVE, "access") in ops or (OpKind.SUSPEND, None) in ops:
+                licensed = False
+            if (OpKind.ADD, "marker") in ops:
+                marked = True
+            if (OpKind.REMOVE, "marker") in ops:
+                marked = False
+            regained = action.reason in (Reason.GRANT, Reason.RELICENSE, Reason.RETURNED)
+            return replace(
+                base,
+                licensed=licensed,
+                marked=marked,
+                licensed_since=today if regained else (base.licensed_since if licensed else None),
+                marked_at=(base.marked_at or today) if marked else None,
+                last_seen=today,
+            )
+
+        self.storage.users.update(product_key(action.product), action.account_id, mutate)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors the queue should retry: anything remote that is not a definite refusal."""
+    return isinstance(exc, RemoteError) and not isinstance(exc, (NotFound, GroupIsSynced, SeatLimitReached))

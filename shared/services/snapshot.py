@@ -1,0 +1,305 @@
+"""Read the org into a `Snapshot` with the fewest calls.
+
+One paged users search (with `productAccess`, `groups` and `platformRoles` expanded) serves
+every product and group; Entra entitlement comes from Graph. Where the org's read carries no
+activity, per-person last-active lookups are needed, and not for everyone: last-active dates
+only move forward, so a stored date that proves use within the threshold stays proof until it
+ages out. Only people who could lose a license tonight on stored facts are looked up.
+
+Safety: any failed or incomplete read raises (`IncompleteRead`) and no plan is made. A lookup
+that fails makes that person's activity unknown tonight, never "never active".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from shared.config import Policy
+from shared.model import AccountStatus, Group, Person, ProductActivity, Snapshot
+from shared.rules import ACTIVITY_LAG_DAYS
+
+#: Platform roles that hold product access anyway (WIRE.md §2, `platformRoles`).
+ADMIN_ROLES = frozenset({"atlassian/org-admin", "atlassian/site-admin"})
+
+#: Product keys that name the same product in different Atlassian APIs.
+PRODUCT_ALIASES = {"jira-service-desk": "jira-servicedesk"}
+
+
+def product_key(key: str) -> str:
+    return PRODUCT_ALIASES.get(key, key)
+
+
+class StoredState(Protocol):
+    """What the snapshot reader needs of a stored user state (shared.store.UserState)."""
+
+    licensed: bool
+    last_active: date | None
+    licensed_since: date | None
+    last_lookup: date | None
+
+
+@dataclass
+class ReadStats:
+    user_pages: int = 0
+    users: int = 0
+    groups: int = 0
+    entra_members: int = 0
+    lookups_needed: int = 0
+    lookups_done: int = 0
+    lookups_failed: int = 0
+    activity_in_read: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ReadResult:
+    snapshot: Snapshot
+    stats: ReadStats
+    #: People whose activity still has to be looked up (when lookups were deferred).
+    pending_lookups: frozenset[str] = frozenset()
+    #: Per product: the activity this read learned (to be stored; dates only move forward).
+    learned: dict[str, dict[str, date]] = field(default_factory=dict)
+    #: People whose last-active dates were looked up successfully tonight.
+    looked_up: frozenset[str] = frozenset()
+
+
+LookupFn = Callable[[str], Awaitable[Mapping[str, datetime | None]]]
+
+
+def _status(user: Any) -> AccountStatus:
+    status = (getattr(user, "status", None) or "active").lower()
+    account = (getattr(user, "account_status", None) or "active").lower()
+    if status == "active" and account == "active":
+        return AccountStatus.ACTIVE
+    if status == "suspended":
+        return AccountStatus.SUSPENDED
+    return AccountStatus.CLOSED
+
+
+def needs_lookup(
+    state: StoredState | None,
+    policy: Policy,
+    domain: str,
+    today: date,
+) -> bool:
+    """Could this licensed, entitled person lose the license tonight on what is stored?
+
+    A stored date within the threshold proves use until it ages out; a person never seen
+    active who was licensed recently cannot be idle long enough yet. Anyone else is looked up
+    (once a day at most).
+    """
+    if state is not None and state.last_lookup == today:
+        return False
+    threshold = policy.threshold_for(domain) + ACTIVITY_LAG_DAYS
+    stored = state.last_active if state else None
+    if stored is not None:
+        return (today - stored).days >= threshold
+    if state is None or state.last_lookup is None:
+        return True  # never looked up: no date proves use, and "none stored" is not "never"
+    # A past lookup found no use at all: idle counts from licensing, with grace_days.
+    since = state.licensed_since
+    if since is None:
+        return False  # first seen licensed tonight: idle from tonight, nothing to prove yet
+    return (today - since).days >= threshold + policy.grace_days
+
+
+class SnapshotReader:
+    """Builds the rules engine's snapshot for all policies from one read of the org."""
+
+    def __init__(
+        self,
+        atlassian: Any,
+        graph: Any | None,
+        stored: Mapping[str, Mapping[str, StoredState]],
+        *,
+        lookup_concurrency: int = 8,
+    ):
+        self.atlassian = atlassian
+        self.graph = graph
+        #: product -> account id -> stored state
+        self.stored = stored
+        self.lookup_concurrency = lookup_concurrency
+
+    async def read(
+        self,
+        policies: Iterable[Policy],
+        now: datetime,
+        *,
+        do_lookups: bool = True,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> ReadResult:
+        policies = list(policies)
+        today = now.date()
+        stats = ReadStats()
+        products = {product_key(p.product) for p in policies}
+
+        groups = [Group(g.id, g.name, g.is_synced) for g in await self.atlassian.search_groups()]
+        stats.groups = len(groups)
+
+        raw_people: list[tuple[str, str, AccountStatus, bool, str]] = []
+        memberships: dict[str, list[str]] = {g.id: [] for g in groups}
+        read_activity: dict[str, dict[str, date]] = {p: {} for p in products}
+        async for page in self.atlassian.iter_user_pages():
+            stats.user_pages += 1
+            for user in page:
+                roles = set(user.platform_roles or ())
+                raw_people.append(
+                    (
+                        user.account_id,
+                        (user.email or "").lower(),
+                        _status(user),
+                        bool(roles & ADMIN_ROLES),
+                        user.name or "",
+                    )
+                )
+                for group in user.groups or ():
+                    memberships.setdefault(group.id, []).append(user.account_id)
+                for access in user.product_access or ():
+                    key = product_key(access.key)
+                    stamp = access.last_active_timestamp
+                    if stamp is not None:
+                        stats.activity_in_read = True
+                        if key in read_activity:
+                            read_activity[key][user.account_id] = stamp.date()
+            if progress:
+                progress("users", len(raw_people))
+        stats.users = len(raw_people)
+        # Groups seen on users but missing from the groups search: the read is inconsistent.
+        known = {g.id for g in groups}
+        for group_id in list(memberships):
+            if group_id not in known:
+                from shared.errors import IncompleteRead
+
+                raise IncompleteRead(
+                    "Atlassian users search",
+                    f"it lists group {group_id}, which the groups search did not return",
+                )
+
+        by_email = {email: account_id for account_id, email, *_ in raw_people if email}
+        entra_ids: dict[str, str] = {}
+        entra_members: dict[str, frozenset[str]] = {}
+        for policy in policies:
+            gid = policy.entitlement.entra_group_id
+            if gid is None or gid in entra_members:
+                continue
+            if self.graph is None:
+                from shared.settings import MissingSetting
+
+                raise MissingSetting(
+                    "ENTRA_CLIENT_ID", f"policy {policy.name} reads entitlement from Entra group {gid}"
+                )
+            accounts: set[str] = set()
+            for member in await self.graph.transitive_members(gid):
+                stats.entra_members += 1
+                for address in (member.user_principal_name, member.mail):
+                    account_id = by_email.get((address or "").lower())
+                    if account_id:
+                        accounts.add(account_id)
+                        entra_ids[account_id] = member.id
+                        break
+            entra_members[gid] = frozenset(accounts)
+
+        people = [
+            Person(account_id, email, status, is_admin, entra_ids.get(account_id), name)
+            for account_id, email, status, is_admin, name in raw_people
+        ]
+        snapshot = Snapshot.build(now, people, groups, memberships, entra_members)
+
+        learned = read_activity
+        pending: set[str] = set()
+        looked_up: set[str] = set()
+        if not stats.activity_in_read:
+            pending = self._lookups_needed(snapshot, policies, today)
+            stats.lookups_needed = len(pending)
+            if do_lookups and pending:
+                looked, failed = await self._look_up(sorted(pending), products, stats, progress)
+                for product, dates in looked.items():
+                    learned.setdefault(product, {}).update(dates)
+                looked_up = pending - failed
+                pending = failed
+
+        activity = {
+            product: self._activity(snapshot, product, learned.get(product, {}), pending)
+            for product in products
+        }
+        snapshot = Snapshot(
+            taken_at=snapshot.taken_at,
+            people=snapshot.people,
+            groups=snapshot.groups,
+            members=snapshot.members,
+            entra_members=snapshot.entra_members,
+            activity=activity,
+        )
+        return ReadResult(snapshot, stats, frozenset(pending), learned, frozenset(looked_up))
+
+    def _activity(
+        self, snapshot: Snapshot, product: str, learned: Mapping[str, date], unknown: set[str]
+    ) -> ProductActivity:
+        stored = self.stored.get(product, {})
+        last_active: dict[str, date] = {}
+        licensed_since: dict[str, date] = {}
+        for account_id, state in stored.items():
+            if account_id not in snapshot.people:
+                continue
+            if state.last_active is not None:
+                last_active[account_id] = state.last_active
+            if state.licensed and state.licensed_since is not None:
+                licensed_since[account_id] = state.licensed_since
+        for account_id, day in learned.items():
+            previous = last_active.get(account_id)
+            last_active[account_id] = day if previous is None or day > previous else previous
+        return ProductActivity(last_active, frozenset(unknown), licensed_since)
+
+    def _lookups_needed(self, snapshot: Snapshot, policies: list[Policy], today: date) -> set[str]:
+        from shared.rules import _Groups, _scope
+
+        needed: set[str] = set()
+        for policy in policies:
+            groups = _Groups(snapshot, policy)
+            ignored, protected = _scope(snapshot, policy)
+            candidates = (groups.entitled & groups.licensed) - groups.marked - ignored - protected
+            stored = self.stored.get(product_key(policy.product), {})
+            for account_id in candidates:
+                person = snapshot.people[account_id]
+                if needs_lookup(stored.get(account_id), policy, person.domain, today):
+                    needed.add(account_id)
+        return needed
+
+    async def _look_up(
+        self,
+        accounts: list[str],
+        products: set[str],
+        stats: ReadStats,
+        progress: Callable[[str, int], None] | None,
+    ) -> tuple[dict[str, dict[str, date]], set[str]]:
+        """Look up each person's last-active dates; failures become unknown, never 'never'."""
+        from shared.errors import SeatwardenError
+
+        looked: dict[str, dict[str, date]] = {p: {} for p in products}
+        failed: set[str] = set()
+        gate = asyncio.Semaphore(self.lookup_concurrency)
+
+        async def one(account_id: str) -> None:
+            async with gate:
+                try:
+                    result = await self.atlassian.last_active_dates(account_id)
+                except SeatwardenError:
+                    failed.add(account_id)
+                    stats.lookups_failed += 1
+                    return
+            stats.lookups_done += 1
+            for key, stamp in result.products.items():
+                key = product_key(key)
+                if key in looked and stamp is not None:
+                    looked[key][account_id] = stamp.date() if isinstance(stamp, datetime) else stamp
+            if progress:
+                progress("lookups", stats.lookups_done + stats.lookups_failed)
+
+        await asyncio.gather(*(one(a) for a in accounts))
+        return looked, failed
