@@ -580,6 +580,7 @@ class AtlassianClient:
         expand: Sequence[str] = DEFAULT_USER_EXPAND,
         group_ids: Iterable[str] | None = None,
         account_ids: Iterable[str] | None = None,
+        emails: Iterable[str] | None = None,
         limit: int = 100,
     ) -> AsyncIterator[list[AtlassianUser]]:
         """Yield pages of the org's users from ``POST …/users/search``, following ``links.next``.
@@ -598,6 +599,10 @@ class AtlassianClient:
         if account_ids is not None:
             body["accountIds"] = list(dict.fromkeys(account_ids))
             if not body["accountIds"]:
+                return
+        if emails is not None:
+            body["emails"] = list(dict.fromkeys(emails))
+            if not body["emails"]:
                 return
         what = "Atlassian users search"
         url = f"{self._v2}/users/search"

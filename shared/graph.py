@@ -669,6 +669,30 @@ class GraphClient:
                 users[user.id] = user
         return list(users.values())
 
+    async def get_user(self, object_id: str) -> EntraUser | None:
+        """One user by object id (``GET /users/{id}``), or None if Entra has no such user.
+
+        A delta names only object ids; this is how a member Seatwarden has not seen yet is
+        matched to an Atlassian account by email (https://learn.microsoft.com/graph/api/user-get).
+        """
+        what = f"Graph user {object_id}"
+        try:
+            data = await self._caller.send_json(
+                "GET",
+                self._url(
+                    f"users/{_id(object_id, 'user id')}?$select=id,userPrincipalName,mail,accountEnabled"
+                ),
+                what=what,
+                endpoint_class=READ,
+                hint=_READ_MEMBERS,
+            )
+        except GraphNotFound:
+            return None
+        try:
+            return EntraUser.model_validate(data)
+        except ValidationError as exc:
+            raise IncompleteRead(what, "the user came back without an id") from exc
+
     async def group_delta(self, group_ids: Iterable[str], delta_link: str | None = None) -> GroupDelta:
         """Changes to the direct members of up to 50 groups since ``delta_link`` (or all of them).
 

@@ -30,6 +30,7 @@ class EntraSync:
         self, storage: Any, atlassian: Any, graph: Any | None, clock: Any, policies: Iterable[Policy]
     ):
         self.storage = storage
+        self.atlassian = atlassian
         self.graph = graph
         self.policies = list(policies)
         self.events = EventService(storage, atlassian, graph, clock, self.policies)
@@ -58,6 +59,20 @@ class EntraSync:
         log.warning("Graph lifecycle event %s for subscription %s: nothing to do", event, subscription_id)
         return {"ignored": event}
 
+    async def _match(self, object_id: str) -> str | None:
+        """A member not seen at the last nightly read: match them by email, as the night does."""
+        assert self.graph is not None
+        user = await self.graph.get_user(object_id)
+        addresses = [a.lower() for a in (user.user_principal_name, user.mail) if a] if user else []
+        if not addresses:
+            return None
+        async for page in self.atlassian.iter_user_pages(emails=addresses, expand=()):
+            for found in page:
+                if (found.email or "").lower() in addresses:
+                    self.storage.identities.record({object_id: found.account_id}, known={})
+                    return str(found.account_id)
+        return None
+
     async def sync_group(self, policy: Policy, group_id: str) -> dict[str, Any]:
         """Apply what changed in one entitlement group since the stored delta link."""
         assert self.graph is not None
@@ -70,7 +85,7 @@ class EntraSync:
         changes: dict[str, bool] = {}
         unknown = 0
         for object_id in delta.added.get(group_id, set()):
-            account_id = self.storage.identities.account_for(object_id)
+            account_id = self.storage.identities.account_for(object_id) or await self._match(object_id)
             if account_id is None:
                 unknown += 1
                 continue
