@@ -11,6 +11,7 @@ import azure.functions as func
 from functions._common import with_clients
 from shared.bootstrap import App
 from shared.services.execute import BadMessage, Executor
+from shared.services.lookups import LookupWorker
 from shared.services.reconcile import Reconciler
 
 bp = func.Blueprint()
@@ -18,6 +19,7 @@ log = logging.getLogger("seatwarden.functions")
 
 #: Queue names; tests and the CLI use the same ones through shared.store.
 ACTIONS_QUEUE = "seatwarden-actions"
+LOOKUPS_QUEUE = "seatwarden-lookups"
 
 # The schedule is a binding property the host reads when it indexes the app, so it is the one
 # setting read at import; it has a default, so indexing never needs it (NCRONTAB, UTC).
@@ -31,11 +33,35 @@ async def nightly_reconcile(timer: func.TimerRequest) -> None:
         log.warning("nightly reconcile is running late (past due)")
 
     async def work(atlassian, graph):
-        return await Reconciler(app.storage, atlassian, graph, app.clock, holder="timer").run(app.policies)
+        # Lookups go onto a queue in paced batches; the plan follows when they are done.
+        return await Reconciler(app.storage, atlassian, graph, app.clock, holder="timer").run(
+            app.policies, lookups="queue"
+        )
 
     report = await with_clients(app, work)
     for outcome in report.outcomes:
         log.info("reconcile %s", json.dumps(outcome.to_dict(), default=str))
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=LOOKUPS_QUEUE, connection="AzureWebJobsStorage")
+async def look_up_activity(msg: func.QueueMessage) -> None:
+    """One batch of last-active lookups; the batch that empties the queue starts the plan."""
+    message = json.loads(msg.get_body().decode("utf-8"))
+    if message.get("type") != "lookups":
+        raise BadMessage(f"not a lookups message: {message.get('type')!r}")
+    app = App.from_env()
+
+    async def work(atlassian, graph):
+        worker = LookupWorker(app.storage, atlassian, app.clock)
+        counts = await worker.apply(message)
+        if worker.batch_done(message):
+            report = await Reconciler(app.storage, atlassian, graph, app.clock, holder="lookups").run(
+                app.policies, lookups="skip"
+            )
+            counts["planned"] = len(report.outcomes)
+        return counts
+
+    log.info("lookups batch: %s", json.dumps(await with_clients(app, work)))
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=ACTIONS_QUEUE, connection="AzureWebJobsStorage")
@@ -61,7 +87,7 @@ def record_poisoned_action(msg: func.QueueMessage) -> None:
         message = json.loads(msg.get_body().decode("utf-8"))
         run_id = str(message.get("run_id") or "")
         account_id = str(message["action"]["account_id"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         log.error("poisoned message %s is not an action; dropped", msg.id)
         return
     if run_id:

@@ -248,6 +248,9 @@ class Executor:
             regained = action.reason in (Reason.GRANT, Reason.RELICENSE, Reason.RETURNED)
             return replace(
                 base,
+                # The action rests on the entitlement as read for it (an Entra change between
+                # nights, say): keep it, or a later change back looks like no change at all.
+                entitled=action.facts.entitled,
                 licensed=licensed,
                 marked=marked,
                 licensed_since=today if regained else (base.licensed_since if licensed else None),

@@ -76,10 +76,12 @@ def next_states(
     looked_up: frozenset[str],
     today: date,
     state_type: type,
+    unknown: frozenset[str] = frozenset(),
 ) -> list[Any]:
     """The user states that changed tonight: memberships as seen, activity moved forward.
 
     Only changes are written, so a steady-state night writes a handful of rows, not the org.
+    `unknown` are people whose activity is still to be looked up: no idle clock starts for them.
     """
     groups = _Groups(snapshot, policy)
     product = product_key(policy.product)
@@ -106,10 +108,12 @@ def next_states(
             since = None
         elif before is not None and before.licensed:
             since = before.licensed_since
+            if since is None and last is None and account_id not in unknown:
+                since = today  # now known never to have used it: idle from first sight
         elif before is not None:
             since = today
         else:
-            since = today if last is None else None
+            since = today if last is None and account_id not in unknown else None
         marked_at = (before.marked_at if before is not None and before.marked else None) if marked else None
         if marked and marked_at is None:
             marked_at = today
@@ -155,10 +159,15 @@ class Reconciler:
         *,
         mode: str | None = None,
         enqueue: bool = True,
-        do_lookups: bool = True,
+        lookups: str = "inline",
         progress: Callable[[str, int], None] | None = None,
     ) -> ReconcileReport:
-        """Reconcile every policy. `mode` overrides the policies' own (`report` for a dry run)."""
+        """Reconcile every policy. `mode` overrides the policies' own (`report` for a dry run).
+
+        `lookups` says what to do with people whose activity must be looked up: `inline`
+        (here and now: the CLI), `queue` (enqueue them in batches and plan when they are done:
+        the nightly function), or `skip` (they are unknown tonight: the pass after the queue).
+        """
         chosen = list(policies.policies if isinstance(policies, PolicyFile) else policies)
         now = self.clock()
         outcomes: list[PolicyOutcome] = []
@@ -186,17 +195,60 @@ class Reconciler:
                 return ReconcileReport(now, outcomes, {})
             stored = {product_key(p.product): self.storage.users.all(product_key(p.product)) for p in mine}
             reader = SnapshotReader(self.atlassian, self.graph, stored)
-            result = await reader.read(mine, now, do_lookups=do_lookups, progress=progress)
+            result = await reader.read(mine, now, do_lookups=lookups == "inline", progress=progress)
             # Webhooks from Entra name object ids only: remember whom each one is in Atlassian.
             self.storage.identities.record(
                 {p.entra_id: a for a, p in result.snapshot.people.items() if p.entra_id}
             )
+            if lookups == "queue" and result.pending_lookups:
+                return self._queue_lookups(mine, result, stored, now, outcomes)
             for policy in mine:
                 outcomes.append(self._one(policy, result, stored, now, mode, enqueue))
             return ReconcileReport(now, outcomes, result.stats.to_dict(), len(result.pending_lookups))
         finally:
             for lease in leases.values():
                 self.storage.leases.release(lease)
+
+    def _remember(
+        self, policy: Policy, result: ReadResult, stored: dict[str, dict[str, Any]], now: datetime
+    ) -> None:
+        from shared.store import UserState
+
+        product = product_key(policy.product)
+        changed = next_states(
+            result.snapshot,
+            policy,
+            stored.get(product, {}),
+            result.learned.get(product, {}),
+            result.looked_up,
+            now.date(),
+            UserState,
+            result.pending_lookups,
+        )
+        self.storage.users.upsert_many(product, changed)
+
+    def _queue_lookups(
+        self,
+        policies: list[Policy],
+        result: ReadResult,
+        stored: dict[str, dict[str, Any]],
+        now: datetime,
+        outcomes: list[PolicyOutcome],
+    ) -> ReconcileReport:
+        from shared.services.lookups import JOB_POLICY, lookup_messages
+
+        for policy in policies:
+            self._remember(policy, result, stored, now)
+        job = self.storage.runs.create(JOB_POLICY, "all", "job", now)
+        messages = lookup_messages(
+            job.run_id, now.date(), result.pending_lookups, [p.product for p in policies]
+        )
+        self.storage.runs.set_status(job.run_id, "applying", actions_total=len(messages))
+        self.storage.queues.send_many("lookups", messages)
+        why = f"{len(result.pending_lookups)} last-active lookups queued in {len(messages)} batches"
+        log.info("%s; the plan follows when they are done", why)
+        outcomes.extend(PolicyOutcome(p.name, p.product, None, "looking-up", why=why) for p in policies)
+        return ReconcileReport(now, outcomes, result.stats.to_dict(), len(result.pending_lookups))
 
     def _one(
         self,
@@ -208,7 +260,6 @@ class Reconciler:
         enqueue: bool,
     ) -> PolicyOutcome:
         mode = mode or policy.mode
-        product = product_key(policy.product)
         run = self.storage.runs.create(policy.name, policy.product, mode, now)
         try:
             plan: Plan = plan_product(result.snapshot, policy, now)
@@ -226,18 +277,7 @@ class Reconciler:
                     "actions", [action_message(run.run_id, a) for a in plan.actions]
                 )
                 enqueued = len(plan.actions)
-            from shared.store import UserState
-
-            changed = next_states(
-                result.snapshot,
-                policy,
-                stored.get(product, {}),
-                result.learned.get(product, {}),
-                result.looked_up,
-                now.date(),
-                UserState,
-            )
-            self.storage.users.upsert_many(product, changed)
+            self._remember(policy, result, stored, now)
             self.storage.runs.set_status(
                 run.run_id,
                 status,

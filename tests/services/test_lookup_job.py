@@ -1,0 +1,68 @@
+"""The nightly reconcile in lookup mode is a job: queued batches, then one plan, restart-safe."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sandbox import Sandbox, SandboxConfig
+from shared.bootstrap import App
+from shared.demo import environment
+from shared.settings import Settings
+from tests.functions.conftest import policies_with, policy_env, queue_message, run_function, timer
+
+
+def test_a_lookup_night_queues_batches_survives_a_restart_and_ends_in_one_plan(
+    azurite: str, table_prefix: str
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0)
+    config = SandboxConfig(users=160, seed=4, frozen_clock=True, start=start, activity_in_search=False)
+    with Sandbox.start(config) as sb:
+        policies = policies_with(sb, mode="report")
+        env = {
+            **sb.env(),
+            "AzureWebJobsStorage": azurite,
+            "SEATWARDEN_TABLE_PREFIX": table_prefix,
+            "SEATWARDEN_POLICY": policy_env(policies),
+            "GRAPH_CLIENT_STATE": secrets.token_hex(8),
+            "ENTRA_CLIENT_CERT_PATH": "",
+        }
+        with environment(env):
+            storage = App(Settings.from_env(env)).storage
+
+            run_function("nightly_reconcile", timer())
+
+            def plans() -> list:  # type: ignore[type-arg]
+                return [r for r in storage.runs.list() if r.policy != "lookups"]
+
+            assert plans() == [], "no plan before the lookups are done"
+            batches = storage.queues.peek_count("lookups")
+            assert batches > 1
+            assert sb.request_counts().get("last-active", 0) == 0
+
+            # One batch, then a "restart": the rest is still on the queue and carries on.
+            (message, body), *_ = storage.queues.receive("lookups", max_messages=1)
+            run_function("look_up_activity", queue_message(body))
+            storage.queues.delete("lookups", message)
+            assert plans() == []
+
+            restarted = App(Settings.from_env(env)).storage
+            handled = 1
+            while batch := restarted.queues.receive("lookups", max_messages=8):
+                for message, body in batch:
+                    run_function("look_up_activity", queue_message(body))
+                    restarted.queues.delete("lookups", message)
+                    handled += 1
+
+            assert handled == batches
+            runs = plans()
+            assert sorted(r.policy for r in runs) == sorted(p.name for p in policies.policies)
+            assert {r.status for r in runs} == {"report"}
+            assert any(r.counts.get("INACTIVE") for r in runs), "stored lookups fed the plan"
+            looked_up = sb.request_counts()["last-active"]
+
+            # The same night again: every stored date is fresh, so it plans with no lookups.
+            run_function("nightly_reconcile", timer())
+            assert restarted.queues.peek_count("lookups") == 0
+            assert sb.request_counts()["last-active"] == looked_up
+            assert len(plans()) == 2 * len(policies.policies)
