@@ -17,6 +17,9 @@ from shared.config import PolicyFile, load_policy_from_settings
 from shared.http import RequestLog
 from shared.settings import Settings
 
+#: One Storage per (connection, prefix) per process; the SDK clients keep their connections.
+_STORAGE: dict[tuple[str, str], Any] = {}
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -46,8 +49,14 @@ class App:
             from shared.store import Storage
 
             conn = self.settings.require("storage_connection", "state, runs and the audit trail live there")
-            self._storage = Storage.from_connection_string(conn, prefix=self.settings.table_prefix)
-            self._storage.ensure()
+            key = (conn, self.settings.table_prefix)
+            if key not in _STORAGE:
+                # Build and ensure once per process: a webhook must not pay for sixteen
+                # create-if-missing calls on every delivery.
+                storage = Storage.from_connection_string(conn, prefix=self.settings.table_prefix)
+                storage.ensure()
+                _STORAGE[key] = storage
+            self._storage = _STORAGE[key]
         return self._storage
 
     @property

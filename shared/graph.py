@@ -684,7 +684,7 @@ class GraphClient:
                 ),
                 what=what,
                 endpoint_class=READ,
-                hint=_READ_MEMBERS,
+                hint="User.ReadBasic.All",
             )
         except GraphNotFound:
             return None

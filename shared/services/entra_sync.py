@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from shared.config import Policy
@@ -102,6 +103,13 @@ class EntraSync:
             if stored is not None and stored[0].entitled == changes[account_id]:
                 del changes[account_id]
         outcomes = await self.events.entitlement_changed(policy, changes)
+        # Record the new entitlement even where no action followed (someone added who was
+        # already licensed), so the next notification compares against the truth.
+        for account_id, joined in changes.items():
+            if self.storage.users.get(product, account_id) is not None:
+                self.storage.users.update(
+                    product, account_id, lambda state, joined=joined: replace(state, entitled=joined)
+                )
         # Only now, with the changes applied, is the new link stored: a failure above means
         # the next notification reads the same changes again (the rules make that harmless).
         self.storage.cursors.set(delta_cursor(group_id), delta.delta_link)

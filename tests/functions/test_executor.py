@@ -1,0 +1,54 @@
+"""The executor function against current state: stale plans skip, repeats change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.functions.conftest import World, queue_message, run_function
+
+
+def planned_actions(world: World) -> list[dict[str, Any]]:
+    """Run the night and take every queued action message off the queue, as the host would."""
+    world.nightly()
+    bodies = []
+    while batch := world.storage.queues.receive("actions", max_messages=32):
+        for message, body in batch:
+            world.storage.queues.delete("actions", message)
+            bodies.append(body)
+    assert bodies
+    return bodies
+
+
+def test_an_inactive_action_is_skipped_when_the_person_used_the_product_after_the_plan(world: World) -> None:
+    sb = world.sb
+    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
+    person, product = body["action"]["account_id"], body["action"]["product"]
+    assert sb.org.is_licensed(person, product)
+    user = sb.org.user(person)
+    sb.org.record_activity(user, sb.org.product_index(product), int(sb.clock.now().timestamp()))
+    changes = len(sb.changes())
+
+    run_function("execute_action", queue_message(body))
+
+    assert sb.org.is_licensed(person, product)
+    assert len(sb.changes()) == changes
+    assert world.audit_for(person) == []
+    result = world.storage.results.get(body["run_id"], person)
+    assert result is not None and result["outcome"] == "skipped"
+    assert world.storage.runs.get(body["run_id"]).outcomes.get("skipped") == 1
+
+
+def test_a_repeated_action_message_changes_nothing_and_writes_no_second_audit_entry(world: World) -> None:
+    sb = world.sb
+    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
+    person, product = body["action"]["account_id"], body["action"]["product"]
+
+    run_function("execute_action", queue_message(body, "first"))
+    assert not sb.org.is_licensed(person, product)
+    changes = len(sb.changes())
+    assert len(world.audit_for(person)) == 1
+
+    run_function("execute_action", queue_message(body, "again", dequeue_count=2))
+    assert len(sb.changes()) == changes
+    assert len(world.audit_for(person)) == 1
+    assert world.storage.results.get(body["run_id"], person)["outcome"] == "applied"
