@@ -140,6 +140,57 @@ def audit_verify(
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+# -- diagnose ---------------------------------------------------------------------------------
+
+
+@app.command("diagnose")
+def diagnose(
+    run: Annotated[str | None, typer.Option(help="a run id; default: the newest run")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The calls a run made to Atlassian and Microsoft (secrets redacted), and its errors."""
+    with failures_as_exit_codes():
+        storage = storage_from_settings(Settings.from_env())
+        chosen = storage.runs.get(run) if run else next(iter(storage.runs.list(limit=1)), None)
+        if chosen is None:
+            err.print("no runs yet" if not run else f"no run {run}")
+            raise typer.Exit(EXIT_FAILED)
+        calls = storage.calls.load(chosen.run_id)
+    summary: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for call in calls:
+        row = summary.setdefault(
+            (call["vendor"], call["endpoint_class"], str(call["status"])),
+            {
+                "vendor": call["vendor"],
+                "endpoint": call["endpoint_class"],
+                "status": call["status"],
+                "calls": 0,
+                "retries": 0,
+                "max_ms": 0.0,
+            },
+        )
+        row["calls"] += 1
+        row["retries"] += max(0, int(call["tries"]) - 1)
+        row["max_ms"] = max(row["max_ms"], round(float(call["duration_ms"]), 1))
+    errors = [c for c in calls if c.get("error_code") or c.get("status") is None or c["status"] >= 400]
+    if as_json:
+        report = {"run": chosen.to_dict(), "calls": calls, "errors": errors}
+        sys.stdout.write(json.dumps(report, default=str) + "\n")
+    else:
+        err.print(f"run {chosen.run_id}: {chosen.status}; {len(calls)} calls, {len(errors)} with errors")
+        render(
+            list(summary.values()), ["vendor", "endpoint", "status", "calls", "retries", "max_ms"], "table"
+        )
+        if errors:
+            render(
+                errors[-20:],
+                ["at", "method", "path", "status", "tries", "error_code"],
+                "table",
+                "last errors",
+            )
+    raise typer.Exit(EXIT_FAILED if chosen.status == "failed" else EXIT_OK)
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 

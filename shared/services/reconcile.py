@@ -204,10 +204,20 @@ class Reconciler:
                 return self._queue_lookups(mine, result, stored, now, outcomes)
             for policy in mine:
                 outcomes.append(self._one(policy, result, stored, now, mode, enqueue))
+            self._save_calls([o.run_id for o in outcomes if o.run_id])
             return ReconcileReport(now, outcomes, result.stats.to_dict(), len(result.pending_lookups))
         finally:
             for lease in leases.values():
                 self.storage.leases.release(lease)
+
+    def _save_calls(self, run_ids: list[str]) -> None:
+        """Keep this reconcile's outbound calls with its runs, for `seatwarden diagnose`."""
+        log = getattr(self.atlassian, "request_log", None)
+        if log is None:
+            return
+        records = [r.to_dict() for r in log.records()]
+        for run_id in run_ids:
+            self.storage.calls.save(run_id, records)
 
     def _remember(
         self, policy: Policy, result: ReadResult, stored: dict[str, dict[str, Any]], now: datetime

@@ -137,3 +137,42 @@ class ResultRepo:
         with mapped(f"record the outcome of {account_id} in run {run_id}"):
             self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return before["outcome"] if before else None
+
+
+#: Request-log records per entity: each is ~150 bytes of JSON, well under a property's 64 KiB.
+_CALLS_PER_ROW = 100
+
+
+def _calls_partition(run_id: str) -> str:
+    return key(f"{run_id}~calls")
+
+
+class CallLog:
+    """The outbound calls a run made (already redacted by shared.http), for `seatwarden diagnose`."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def save(self, run_id: str, records: list[dict[str, Any]]) -> int:
+        partition = _calls_partition(run_id)
+        operations: list[Operation] = [
+            (
+                "upsert",
+                {
+                    "PartitionKey": partition,
+                    "RowKey": f"{i // _CALLS_PER_ROW:08d}",
+                    "calls": json_column("calls", records[i : i + _CALLS_PER_ROW]),
+                },
+            )
+            for i in range(0, len(records), _CALLS_PER_ROW)
+        ]
+        return submit_in_batches(self._table, operations, f"save the calls of run {run_id}")
+
+    def load(self, run_id: str) -> list[dict[str, Any]]:
+        query = f"PartitionKey eq '{_calls_partition(run_id)}'"
+        with mapped(f"read the calls of run {run_id}"):
+            rows = sorted(self._table.query_entities(query), key=lambda e: str(e["RowKey"]))
+        calls: list[dict[str, Any]] = []
+        for row in rows:
+            calls.extend(from_json(row.get("calls")) or [])
+        return calls
