@@ -194,7 +194,16 @@ class Reconciler:
             if not mine:
                 return ReconcileReport(now, outcomes, {})
             stored = {product_key(p.product): self.storage.users.all(product_key(p.product)) for p in mine}
-            reader = SnapshotReader(self.atlassian, self.graph, stored)
+            from shared.services.entra_sync import delta_cursor
+
+            entra_groups = {p.entitlement.entra_group_id for p in mine if p.entitlement.entra_group_id}
+            reader = SnapshotReader(
+                self.atlassian,
+                self.graph,
+                stored,
+                delta_links={g: self.storage.cursors.get(delta_cursor(g)) for g in entra_groups},
+                identities=self.storage.identities.all() if entra_groups else {},
+            )
             result = await reader.read(mine, now, do_lookups=lookups == "inline", progress=progress)
             # Webhooks from Entra name object ids only: remember whom each one is in Atlassian.
             self.storage.identities.record(
@@ -205,6 +214,9 @@ class Reconciler:
             for policy in mine:
                 outcomes.append(self._one(policy, result, stored, now, mode, enqueue))
             self._save_calls([o.run_id for o in outcomes if o.run_id])
+            # Only now, with tonight's entitlement written to state, do the links move on.
+            for group_id, link in reader.new_delta_links.items():
+                self.storage.cursors.set(delta_cursor(group_id), link)
             return ReconcileReport(now, outcomes, result.stats.to_dict(), len(result.pending_lookups))
         finally:
             for lease in leases.values():

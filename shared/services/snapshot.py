@@ -52,6 +52,7 @@ class ReadStats:
     lookups_done: int = 0
     lookups_failed: int = 0
     activity_in_read: bool = False
+    entra_from_delta: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -119,9 +120,17 @@ class SnapshotReader:
         stored: Mapping[str, Mapping[str, StoredState]],
         *,
         lookup_concurrency: int = 8,
+        delta_links: Mapping[str, str | None] | None = None,
+        identities: Mapping[str, str] | None = None,
     ):
         self.atlassian = atlassian
         self.graph = graph
+        #: Entra group id -> stored delta link, and Entra object id -> account id: with both,
+        #: entitlement is last night's plus what changed (None: read whole groups).
+        self.delta_links = delta_links
+        self.identities = identities or {}
+        #: Delta links to store once the night's state is written.
+        self.new_delta_links: dict[str, str] = {}
         #: product -> account id -> stored state
         self.stored = stored
         self.lookup_concurrency = lookup_concurrency
@@ -182,6 +191,7 @@ class SnapshotReader:
                 )
 
         by_email = {email: account_id for account_id, email, *_ in raw_people if email}
+        known_accounts = {account_id for account_id, *_ in raw_people}
         entra_ids: dict[str, str] = {}
         entra_members: dict[str, frozenset[str]] = {}
         for policy in policies:
@@ -194,6 +204,10 @@ class SnapshotReader:
                 raise MissingSetting(
                     "ENTRA_CLIENT_ID", f"policy {policy.name} reads entitlement from Entra group {gid}"
                 )
+            from_delta = await self._entra_from_delta(policy, gid, by_email, known_accounts, stats)
+            if from_delta is not None:
+                entra_members[gid] = from_delta
+                continue
             accounts: set[str] = set()
             for member in await self.graph.transitive_members(gid):
                 stats.entra_members += 1
@@ -204,6 +218,9 @@ class SnapshotReader:
                         entra_ids[account_id] = member.id
                         break
             entra_members[gid] = frozenset(accounts)
+            if self.delta_links is not None:
+                # A baseline for tomorrow: from here on the night reads only what changed.
+                self.new_delta_links[gid] = (await self.graph.group_delta([gid], None)).delta_link
 
         people = [
             Person(account_id, email, status, is_admin, entra_ids.get(account_id), name)
@@ -237,6 +254,49 @@ class SnapshotReader:
             activity=activity,
         )
         return ReadResult(snapshot, stats, frozenset(pending), learned, frozenset(looked_up))
+
+    async def _entra_from_delta(
+        self, policy: Policy, gid: str, by_email: Mapping[str, str], known: set[str], stats: ReadStats
+    ) -> frozenset[str] | None:
+        """Last night's entitlement plus the delta since, or None to read the whole group.
+
+        Falls back to a full read when there is no stored link, when Graph says to start over
+        (https://learn.microsoft.com/graph/delta-query-groups), when a nested group changed
+        (delta tracks direct members only), or when the group itself was deleted. A removal
+        whose object id maps to no account changes nothing: a missed removal is a cost, a
+        wrong one is not an option.
+        """
+        from shared.errors import DeltaResyncRequired
+
+        link = (self.delta_links or {}).get(gid)
+        stored = self.stored.get(product_key(policy.product), {})
+        if not link or not stored or self.graph is None:
+            return None
+        try:
+            delta = await self.graph.group_delta([gid], link)
+        except DeltaResyncRequired:
+            return None
+        if delta.nested_changes or gid in delta.deleted_groups:
+            return None
+        current = {a for a, state in stored.items() if getattr(state, "entitled", False)}
+        for object_id in delta.added.get(gid, set()):
+            account_id = self.identities.get(object_id)
+            if account_id is None:
+                user = await self.graph.get_user(object_id)
+                for address in (user.user_principal_name, user.mail) if user else ():
+                    account_id = by_email.get((address or "").lower())
+                    if account_id:
+                        break
+            if account_id:
+                current.add(account_id)
+        for object_id in delta.removed.get(gid, set()):
+            account_id = self.identities.get(object_id)
+            if account_id:
+                current.discard(account_id)
+        stats.entra_members += len(current)
+        stats.entra_from_delta = True
+        self.new_delta_links[gid] = delta.delta_link
+        return frozenset(current & known)
 
     def _activity(
         self, snapshot: Snapshot, product: str, learned: Mapping[str, date], unknown: set[str]
