@@ -98,6 +98,12 @@ def needs_lookup(
     if state is not None and state.last_lookup == today:
         return False
     threshold = policy.threshold_for(domain) + ACTIVITY_LAG_DAYS
+    if (
+        state is not None
+        and state.licensed_since is not None
+        and (today - state.licensed_since).days < threshold
+    ):
+        return False  # licensed (or given back) recently: idle counts from then, whatever the date
     stored = state.last_active if state else None
     if stored is not None:
         return (today - stored).days >= threshold
