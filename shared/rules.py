@@ -249,11 +249,6 @@ class _Planner:
         if activity is not None:
             internal = policy.inactive_after_days
             external_days = policy.external_inactive_after_days
-            external = (
-                frozenset(people) - self.snapshot.in_domains(policy.internal_domains)
-                if external_days is not None
-                else frozenset()
-            )
             outside = external_days if external_days is not None else internal
             grace, lag = policy.grace_days, ACTIVITY_LAG_DAYS
             # Idle from `start` means idle for (today - start) days; idle too long when
@@ -265,14 +260,51 @@ class _Planner:
                 for never in (False, True)
             }
             last_get, since_get = activity.last_active.get, activity.licensed_since.get
-            for account_id in ((entitled & licensed) - marked) - ignored - protected - activity.unknown:
+            candidates = ((entitled & licensed) - marked) - ignored - protected - activity.unknown
+            # The common case in one pass per threshold: no licensing date to weigh, so idle
+            # since the last use (people never active and first seen tonight are idle from
+            # tonight: neither INACTIVE nor a seat-cap candidate). The rest, below, one by one.
+            plain = candidates - activity.licensed_since.keys()
+            internal_people = self.snapshot.in_domains(policy.internal_domains)
+            groups: list[tuple[frozenset[str], int, bool]] = (
+                [(plain, internal, False)]
+                if external_days is None
+                else [(plain & internal_people, internal, False), (plain - internal_people, outside, True)]
+            )
+            for group, threshold_days, ext in groups:
+                cut = cutoff[ext, False]
+                for account_id, last_use in [
+                    (a, d) for a in group if (d := last_get(a)) is not None and d <= cut
+                ]:
+                    revoking = revoke_ops(account_id)
+                    if isinstance(revoking, str):
+                        waiting.append(Waiting(account_id, Reason.INACTIVE, revoking))
+                        continue
+                    add(
+                        account_id,
+                        Reason.INACTIVE,
+                        revoking,
+                        Facts(
+                            True,
+                            True,
+                            False,
+                            last_use,
+                            (today - last_use).days,
+                            threshold_days,
+                            people[account_id].email,
+                        ),
+                    )
+                if policy.seat_cap is not None:
+                    keepers.extend((d, a) for a in group if (d := last_get(a)) is not None and d > cut)
+            rest = candidates & activity.licensed_since.keys()
+            for account_id in rest:
                 last = last_get(account_id)
                 since = since_get(account_id)
                 if last is None:
                     start = since or today  # never active: from licensing; first seen tonight: from tonight
                 else:
                     start = last if since is None or since < last else since
-                ext = account_id in external
+                ext = external_days is not None and account_id not in internal_people
                 if start > cutoff[ext, last is None]:
                     keepers.append((start, account_id))
                     continue
