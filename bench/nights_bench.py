@@ -59,8 +59,6 @@ import json
 import platform
 import sys
 import time
-from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -89,48 +87,6 @@ def bench_policies(sb: Any) -> Any:
     for policy in data["policies"]:
         policy["entitlement"] = {"atlassian_group": f"{policy['product']}-user-role"}
     return parse_policy(data, "bench policy")
-
-
-def executor_update(state: Any, action: Any, applied: list[Any], today: date) -> Any:
-    """What `shared.services.execute.Executor._update_state` writes for an applied action."""
-    from shared.model import OpKind, Reason
-    from shared.services.snapshot import product_key
-    from shared.store import UserState
-
-    ops = {(o.kind, o.role.value if o.role else None) for o in action.ops}
-    base = state or UserState(
-        account_id=action.account_id,
-        product=product_key(action.product),
-        email=action.facts.email,
-        entitled=action.facts.entitled,
-        licensed=action.facts.licensed,
-        marked=action.facts.marked,
-        last_active=action.facts.last_active,
-        licensed_since=None,
-        marked_at=None,
-        warned_for=None,
-        last_seen=today,
-        last_lookup=None,
-    )
-    licensed, marked = base.licensed, base.marked
-    if (OpKind.ADD, "access") in ops:
-        licensed = True
-    if (OpKind.REMOVE, "access") in ops or (OpKind.SUSPEND, None) in ops:
-        licensed = False
-    if (OpKind.ADD, "marker") in ops:
-        marked = True
-    if (OpKind.REMOVE, "marker") in ops:
-        marked = False
-    regained = action.reason in (Reason.GRANT, Reason.RELICENSE, Reason.RETURNED)
-    return replace(
-        base,
-        entitled=action.facts.entitled,
-        licensed=licensed,
-        marked=marked,
-        licensed_since=today if regained else (base.licensed_since if licensed else None),
-        marked_at=(base.marked_at or today) if marked else None,
-        last_seen=today,
-    )
 
 
 async def apply_plans(client: Any, plans: list[Any], concurrency: int) -> dict[str, Any]:
@@ -203,6 +159,7 @@ async def run_mode(args: argparse.Namespace, activity_in_search: bool) -> dict[s
     from shared.http import Pacer
     from shared.model import Via
     from shared.rules import plan_product
+    from shared.services.execute import state_after
     from shared.services.reconcile import next_states
     from shared.services.snapshot import SnapshotReader, product_key
     from shared.store import UserState
@@ -263,10 +220,10 @@ async def run_mode(args: argparse.Namespace, activity_in_search: bool) -> dict[s
                     )
                     for state in changed:
                         stored[product][state.account_id] = state
-                for action, done in tally["applied"]:
+                for action, _applied in tally["applied"]:
                     product = product_key(action.product)
                     before = stored[product].get(action.account_id)
-                    stored[product][action.account_id] = executor_update(before, action, done, today)
+                    stored[product][action.account_id] = state_after(action, before, today)
                 t_end = time.perf_counter()
                 counts = atlassian_calls(sb.request_counts())
                 calls = sum(counts.values())

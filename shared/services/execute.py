@@ -217,48 +217,51 @@ class Executor:
         return outcome
 
     def _update_state(self, action: Action, today: date) -> None:
-        from shared.store import UserState
+        self.storage.users.update(
+            product_key(action.product), action.account_id, lambda state: state_after(action, state, today)
+        )
 
-        ops = {(o.kind, o.role.value if o.role else None) for o in action.ops}
 
-        def mutate(state: UserState | None) -> UserState:
-            base = state or UserState(
-                account_id=action.account_id,
-                product=product_key(action.product),
-                email=action.facts.email,
-                entitled=action.facts.entitled,
-                licensed=action.facts.licensed,
-                marked=action.facts.marked,
-                last_active=action.facts.last_active,
-                licensed_since=None,
-                marked_at=None,
-                warned_for=None,
-                last_seen=today,
-                last_lookup=None,
-            )
-            licensed, marked = base.licensed, base.marked
-            if (OpKind.ADD, "access") in ops:
-                licensed = True
-            if (OpKind.REMOVE, "access") in ops or (OpKind.SUSPEND, None) in ops:
-                licensed = False
-            if (OpKind.ADD, "marker") in ops:
-                marked = True
-            if (OpKind.REMOVE, "marker") in ops:
-                marked = False
-            regained = action.reason in (Reason.GRANT, Reason.RELICENSE, Reason.RETURNED)
-            return replace(
-                base,
-                # The action rests on the entitlement as read for it (an Entra change between
-                # nights, say): keep it, or a later change back looks like no change at all.
-                entitled=action.facts.entitled,
-                licensed=licensed,
-                marked=marked,
-                licensed_since=today if regained else (base.licensed_since if licensed else None),
-                marked_at=(base.marked_at or today) if marked else None,
-                last_seen=today,
-            )
+def state_after(action: Action, state: Any, today: date) -> Any:
+    """A person's stored state once `action` is applied: the executor's one state transition."""
+    from shared.store import UserState
 
-        self.storage.users.update(product_key(action.product), action.account_id, mutate)
+    ops = {(o.kind, o.role.value if o.role else None) for o in action.ops}
+    base = state or UserState(
+        account_id=action.account_id,
+        product=product_key(action.product),
+        email=action.facts.email,
+        entitled=action.facts.entitled,
+        licensed=action.facts.licensed,
+        marked=action.facts.marked,
+        last_active=action.facts.last_active,
+        licensed_since=None,
+        marked_at=None,
+        warned_for=None,
+        last_seen=today,
+        last_lookup=None,
+    )
+    licensed, marked = base.licensed, base.marked
+    if (OpKind.ADD, "access") in ops:
+        licensed = True
+    if (OpKind.REMOVE, "access") in ops or (OpKind.SUSPEND, None) in ops:
+        licensed = False
+    if (OpKind.ADD, "marker") in ops:
+        marked = True
+    if (OpKind.REMOVE, "marker") in ops:
+        marked = False
+    regained = action.reason in (Reason.GRANT, Reason.RELICENSE, Reason.RETURNED)
+    return replace(
+        base,
+        # The action rests on the entitlement as read for it (an Entra change between nights,
+        # say): keep it, or a later change back looks like no change at all.
+        entitled=action.facts.entitled,
+        licensed=licensed,
+        marked=marked,
+        licensed_since=today if regained else (base.licensed_since if licensed else None),
+        marked_at=(base.marked_at or today) if marked else None,
+        last_seen=today,
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
