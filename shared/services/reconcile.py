@@ -1,8 +1,9 @@
 """The nightly reconcile: lease, read, plan, judge the blast radius, save, enqueue, release.
 
-Per policy (one product each), DESIGN.md "Flows" 1. In `report` mode the plan is saved and
-nothing is enqueued; a plan over the blast radius is saved as `held` and waits for approval;
-otherwise its actions go onto the actions queue, where the executor applies them one by one.
+Per policy (one product each), DESIGN.md "Flows" 1. Each run saves its plan and who is due to
+lose a license within the warning period (`shared.forecast`). In `report` mode nothing is
+enqueued; a plan over the blast radius is saved as `held` and waits for approval; otherwise its
+actions go onto the actions queue, where the executor applies them one by one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from shared.config import Policy, PolicyFile
+from shared.forecast import forecast_horizon, forecast_revocations
 from shared.model import Plan, Snapshot
 from shared.rules import _Groups, plan_product
 from shared.safety import blast_radius
@@ -287,6 +289,8 @@ class Reconciler:
             plan: Plan = plan_product(result.snapshot, policy, now)
             verdict = blast_radius(plan, policy)
             self.storage.results.save_plan(run.run_id, plan)
+            due = forecast_revocations(result.snapshot, policy, now, plan, forecast_horizon(policy))
+            self.storage.dues.save(run.run_id, [d.to_dict() for d in due])
             if mode == "report":
                 status = "report"
             elif verdict.held:

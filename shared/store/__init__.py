@@ -9,6 +9,8 @@ error leaves as a `StorageError` (see `shared.store.errors`).
     storage.users      UserStateRepo   users: product / account id
     storage.runs       RunRepo         runs: policy / inverted start time
     storage.results    ResultRepo      results: run id / account id
+    storage.calls      RunRecords      results: run id~calls (outbound calls, for diagnose)
+    storage.dues       RunRecords      results: run id~due (who is due to lose a license soon)
     storage.audit      AuditLog        audit: month / inverted time + seq, hash-chained
     storage.deliveries DeliveryRepo    deliveries: source / delivery id
     storage.leases     LeaseRepo       leases

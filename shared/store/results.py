@@ -139,40 +139,46 @@ class ResultRepo:
         return before["outcome"] if before else None
 
 
-#: Request-log records per entity: each is ~150 bytes of JSON, well under a property's 64 KiB.
-_CALLS_PER_ROW = 100
+#: Records per entity: each is ~150 bytes of JSON, well under a property's 64 KiB.
+_RECORDS_PER_ROW = 100
 
 
-def _calls_partition(run_id: str) -> str:
-    return key(f"{run_id}~calls")
+class RunRecords:
+    """A list of small JSON records kept with a run, 100 to an entity, in a partition of its own.
 
+    Two such lists exist: the outbound calls a run made (already redacted by shared.http), for
+    `seatwarden diagnose`, and the people due to lose a license soon (`shared.forecast`), for
+    the warnings and the report. Saving the same list again (a retried invocation) is harmless.
+    """
 
-class CallLog:
-    """The outbound calls a run made (already redacted by shared.http), for `seatwarden diagnose`."""
-
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, kind: str) -> None:
         self._table = table
+        self._kind = kind
+
+    def _partition(self, run_id: str) -> str:
+        return key(f"{run_id}~{self._kind}")
 
     def save(self, run_id: str, records: list[dict[str, Any]]) -> int:
-        partition = _calls_partition(run_id)
+        partition = self._partition(run_id)
         operations: list[Operation] = [
             (
                 "upsert",
                 {
                     "PartitionKey": partition,
-                    "RowKey": f"{i // _CALLS_PER_ROW:08d}",
-                    "calls": json_column("calls", records[i : i + _CALLS_PER_ROW]),
+                    "RowKey": f"{i // _RECORDS_PER_ROW:08d}",
+                    # the column keeps the name it had when only calls were kept
+                    "calls": json_column(self._kind, records[i : i + _RECORDS_PER_ROW]),
                 },
             )
-            for i in range(0, len(records), _CALLS_PER_ROW)
+            for i in range(0, len(records), _RECORDS_PER_ROW)
         ]
-        return submit_in_batches(self._table, operations, f"save the calls of run {run_id}")
+        return submit_in_batches(self._table, operations, f"save the {self._kind} of run {run_id}")
 
     def load(self, run_id: str) -> list[dict[str, Any]]:
-        query = f"PartitionKey eq '{_calls_partition(run_id)}'"
-        with mapped(f"read the calls of run {run_id}"):
+        query = f"PartitionKey eq '{self._partition(run_id)}'"
+        with mapped(f"read the {self._kind} of run {run_id}"):
             rows = sorted(self._table.query_entities(query), key=lambda e: str(e["RowKey"]))
-        calls: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
         for row in rows:
-            calls.extend(from_json(row.get("calls")) or [])
-        return calls
+            records.extend(from_json(row.get("calls")) or [])
+        return records

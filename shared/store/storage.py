@@ -12,7 +12,7 @@ from shared.store.errors import mapped
 from shared.store.leases import LeaseRepo
 from shared.store.queues import Queues
 from shared.store.records import CursorRepo, DeliveryRepo, IdentityRepo, SubscriptionRepo
-from shared.store.results import CallLog, ResultRepo
+from shared.store.results import ResultRepo, RunRecords
 from shared.store.runs import RunRepo
 from shared.store.users import UserStateRepo
 
@@ -37,7 +37,8 @@ class Storage:
         self.users = UserStateRepo(tables["users"])
         self.runs = RunRepo(tables["runs"], clock)
         self.results = ResultRepo(tables["results"])
-        self.calls = CallLog(tables["results"])
+        self.calls = RunRecords(tables["results"], "calls")
+        self.dues = RunRecords(tables["results"], "due")
         self.audit = AuditLog(tables["audit"], clock)
         self.deliveries = DeliveryRepo(tables["deliveries"], clock)
         self.leases = LeaseRepo(tables["leases"], clock)
