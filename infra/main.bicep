@@ -122,6 +122,7 @@ var queueNames = [
   'seatwarden-lookups'
   'seatwarden-returns'
   'seatwarden-graph'
+  'seatwarden-previews'
 ]
 
 // Resources ------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.store import QUEUE_KINDS
+
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 FUNCTION_BICEP = INFRA / "modules" / "function.bicep"
@@ -93,7 +95,7 @@ FORBIDDEN_ROLES = {
 }
 
 TABLES = ("users", "runs", "results", "audit", "deliveries", "leases", "cursors", "subscriptions")
-QUEUES = ("seatwarden-actions", "seatwarden-lookups", "seatwarden-returns", "seatwarden-graph")
+QUEUES = tuple(f"seatwarden-{kind}" for kind in QUEUE_KINDS)
 
 
 def _json(name: str) -> dict:
