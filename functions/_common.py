@@ -28,11 +28,5 @@ def headers_of(req: func.HttpRequest) -> dict[str, str]:
 
 async def with_clients(app: App, work: Callable[[Any, Any | None], Awaitable[T]]) -> T:
     """Open the Atlassian and Graph clients for one piece of work and always close them."""
-    atlassian = app.atlassian()
-    graph = app.graph()
-    try:
+    async with app.clients() as (atlassian, graph):
         return await work(atlassian, graph)
-    finally:
-        await atlassian.aclose()
-        if graph is not None:
-            await graph.aclose()

@@ -7,7 +7,8 @@ setting when it cannot be.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,3 +96,15 @@ class App:
         )
         tokens = token_provider(s.entra_authority_host, creds, self.verify)
         return GraphClient(s.graph_api_base, tokens, log=self.request_log, verify=self.verify)
+
+    @asynccontextmanager
+    async def clients(self) -> AsyncIterator[tuple[Any, Any | None]]:
+        """The Atlassian client and the Graph client (or None) for one piece of work, closed after."""
+        atlassian = self.atlassian()
+        graph = self.graph()
+        try:
+            yield atlassian, graph
+        finally:
+            await atlassian.aclose()
+            if graph is not None:
+                await graph.aclose()

@@ -195,17 +195,7 @@ class Reconciler:
         try:
             if not mine:
                 return ReconcileReport(now, outcomes, {})
-            stored = {product_key(p.product): self.storage.users.all(product_key(p.product)) for p in mine}
-            from shared.services.entra_sync import delta_cursor
-
-            entra_groups = {p.entitlement.entra_group_id for p in mine if p.entitlement.entra_group_id}
-            reader = SnapshotReader(
-                self.atlassian,
-                self.graph,
-                stored,
-                delta_links={g: self.storage.cursors.get(delta_cursor(g)) for g in entra_groups},
-                identities=self.storage.identities.all() if entra_groups else {},
-            )
+            reader, stored = self.reader(mine)
             result = await reader.read(mine, now, do_lookups=lookups == "inline", progress=progress)
             # Webhooks from Entra name object ids only: remember whom each one is in Atlassian.
             self.storage.identities.record(
@@ -217,12 +207,33 @@ class Reconciler:
                 outcomes.append(self._one(policy, result, stored, now, mode, enqueue))
             self._save_calls([o.run_id for o in outcomes if o.run_id])
             # Only now, with tonight's entitlement written to state, do the links move on.
+            from shared.services.entra_sync import delta_cursor
+
             for group_id, link in reader.new_delta_links.items():
                 self.storage.cursors.set(delta_cursor(group_id), link)
             return ReconcileReport(now, outcomes, result.stats.to_dict(), len(result.pending_lookups))
         finally:
             for lease in leases.values():
                 self.storage.leases.release(lease)
+
+    def reader(self, policies: list[Policy]) -> tuple[SnapshotReader, dict[str, dict[str, Any]]]:
+        """A snapshot reader for `policies` over the stored state, and that state by product.
+
+        Entra entitlement comes from the stored delta links; the caller decides whether the
+        links move on (`new_delta_links`), as the nightly run does once state is written.
+        """
+        from shared.services.entra_sync import delta_cursor
+
+        stored = {product_key(p.product): self.storage.users.all(product_key(p.product)) for p in policies}
+        entra_groups = {p.entitlement.entra_group_id for p in policies if p.entitlement.entra_group_id}
+        reader = SnapshotReader(
+            self.atlassian,
+            self.graph,
+            stored,
+            delta_links={g: self.storage.cursors.get(delta_cursor(g)) for g in entra_groups},
+            identities=self.storage.identities.all() if entra_groups else {},
+        )
+        return reader, stored
 
     def _save_calls(self, run_ids: list[str]) -> None:
         """Keep this reconcile's outbound calls with its runs, for `seatwarden diagnose`."""
