@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.model import REVOKING_REASONS, Action, Facts, GroupRole, Op, OpKind, Plan, Reason, Via
@@ -182,3 +182,26 @@ def test_export_idp_csv_writes_an_entra_bulk_remove_file_per_synced_group(
     assert rows[0] == [ENTRA_CSV_VERSION]
     assert rows[1] == [ENTRA_CSV_HEADER]
     assert [r[0] for r in rows[2:]] == [f"person{i}@example.com" for i in range(3)]
+
+
+def test_audit_lists_the_trail_by_person_action_and_day(shell: Shell) -> None:
+    _, planned = shell.json("plan", "--policy", "confluence")
+    run_id = planned["runs"][0]["run_id"]
+    shell.json("apply", run_id, "--yes")
+    person = next(a for a in planned["actions"] if a["reason"] == "INACTIVE")["account_id"]
+    today = datetime.now(UTC).date()
+
+    code, mine = shell.json("audit", "--account", person)
+    _, inactive = shell.json("audit", "--action", "inactive", "--limit", "1000")
+    _, tomorrow = shell.json("audit", "--since", (today + timedelta(days=1)).isoformat())
+    _, until_today = shell.json("audit", "--until", today.isoformat(), "--limit", "1000")
+
+    assert code == 0
+    assert [e["account_id"] for e in mine] == [person]
+    assert mine[0]["action"] == "INACTIVE" and mine[0]["run_id"] == run_id
+    assert inactive and {e["action"] for e in inactive} == {"INACTIVE"}
+    assert tomorrow == []
+    assert len(until_today) == len(shell.storage.audit.query(limit=1000))
+    bad = shell.seatwarden("audit", "--since", "yesterday")
+    assert bad.exit_code == 2
+    assert "YYYY-MM-DD" in bad.output
