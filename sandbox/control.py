@@ -131,6 +131,28 @@ def control_router(sandbox: Sandbox) -> Router:
             return _bad(f"product and limit expected: {exc}")
         return ApiResponse.empty(204)
 
+    def names(body: dict[str, Any], key: str) -> list[str] | None:
+        value = body.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise BadJson(f"{key} must be a list of strings, or null")
+        return value
+
+    def api_key_scopes(req: ApiRequest) -> ApiResponse:
+        try:
+            sandbox.set_api_key_scopes(names(_body(req), "scopes"))
+        except BadJson as exc:
+            return _bad(str(exc))
+        scopes = sandbox.api_key_scopes()
+        return ApiResponse.json(200, {"scopes": None if scopes is None else sorted(scopes)})
+
+    def graph_permissions(req: ApiRequest) -> ApiResponse:
+        try:
+            sandbox.set_graph_permissions(names(_body(req), "permissions"))
+        except BadJson as exc:
+            return _bad(str(exc))
+        granted = sandbox.graph_permissions()
+        return ApiResponse.json(200, {"permissions": None if granted is None else sorted(granted)})
+
     for method, path, handler in (
         ("GET", "/_sandbox/info", info),
         ("GET", "/_sandbox/changes", changes),
@@ -144,6 +166,8 @@ def control_router(sandbox: Sandbox) -> Router:
         ("GET", "/_sandbox/mails", mails),
         ("POST", "/_sandbox/entra/members", entra_member),
         ("POST", "/_sandbox/seat-limits", seat_limit),
+        ("POST", "/_sandbox/api-key-scopes", api_key_scopes),
+        ("POST", "/_sandbox/graph-permissions", graph_permissions),
     ):
         router.add(method, path, CONTROL, handler)
     return router
