@@ -8,12 +8,12 @@ Errors are ``{"errors": [{"id", "status" (a string), "code", "title", "detail"}]
 from __future__ import annotations
 
 import secrets
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .org import Org
+from .rights import Rights
 from .routing import ApiRequest, ApiResponse, Handler
 
 V2 = "/admin/v2/orgs/{org_id}"
@@ -75,24 +75,12 @@ READ_EVENTS = "read:events:admin"
 ONLY_WITHOUT_SCOPES: str | None = None
 
 
-class ApiKeyScopes:
+class ApiKeyScopes(Rights):
     """The org API key's scopes: ``None`` is a key without scopes, which may call everything.
 
     Changeable while serving (``Sandbox.set_api_key_scopes``), as an admin replacing the key
-    with a scoped one would; thread-safe.
+    with a scoped one would.
     """
-
-    def __init__(self, scopes: Iterable[str] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._scopes = None if scopes is None else frozenset(scopes)
-
-    def set(self, scopes: Iterable[str] | None) -> None:
-        with self._lock:
-            self._scopes = None if scopes is None else frozenset(scopes)
-
-    def get(self) -> frozenset[str] | None:
-        with self._lock:
-            return self._scopes
 
     def refusal(self, needed: str | None) -> ApiResponse | None:
         """403 when a key with scopes lacks ``needed`` (or ``needed`` takes only a key without)."""

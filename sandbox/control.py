@@ -7,9 +7,10 @@ or faulted. No authentication: the servers listen on loopback only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .routing import ApiRequest, ApiResponse, BadJson, Router
+from .routing import ApiRequest, ApiResponse, BadJson, Handler, Router
 
 if TYPE_CHECKING:
     from .runtime import Sandbox
@@ -131,27 +132,26 @@ def control_router(sandbox: Sandbox) -> Router:
             return _bad(f"product and limit expected: {exc}")
         return ApiResponse.empty(204)
 
-    def names(body: dict[str, Any], key: str) -> list[str] | None:
-        value = body.get(key)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise BadJson(f"{key} must be a list of strings, or null")
-        return value
+    def rights(key: str, change: Callable[[list[str] | None], None], now: Callable[[], Any]) -> Handler:
+        """Set a list of rights from ``{key: [names] | null}`` and answer with what holds now."""
 
-    def api_key_scopes(req: ApiRequest) -> ApiResponse:
-        try:
-            sandbox.set_api_key_scopes(names(_body(req), "scopes"))
-        except BadJson as exc:
-            return _bad(str(exc))
-        scopes = sandbox.api_key_scopes()
-        return ApiResponse.json(200, {"scopes": None if scopes is None else sorted(scopes)})
+        def handler(req: ApiRequest) -> ApiResponse:
+            try:
+                value = _body(req).get(key)
+                if value is not None and (
+                    not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+                ):
+                    raise BadJson(f"{key} must be a list of strings, or null")
+            except BadJson as exc:
+                return _bad(str(exc))
+            change(value)
+            held = now()
+            return ApiResponse.json(200, {key: None if held is None else sorted(held)})
 
-    def graph_permissions(req: ApiRequest) -> ApiResponse:
-        try:
-            sandbox.set_graph_permissions(names(_body(req), "permissions"))
-        except BadJson as exc:
-            return _bad(str(exc))
-        granted = sandbox.graph_permissions()
-        return ApiResponse.json(200, {"permissions": None if granted is None else sorted(granted)})
+        return handler
+
+    api_key_scopes = rights("scopes", sandbox.set_api_key_scopes, sandbox.api_key_scopes)
+    graph_permissions = rights("permissions", sandbox.set_graph_permissions, sandbox.graph_permissions)
 
     for method, path, handler in (
         ("GET", "/_sandbox/info", info),

@@ -7,14 +7,14 @@ https://learn.microsoft.com/graph/errors).
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from .model import EntraGroup, User
+from .rights import Rights
 from .routing import ApiRequest, ApiResponse
 from .timeutil import UTC
 
@@ -149,25 +149,13 @@ SEND_MAIL = ("Mail.Send",)
 GROUP_SUBSCRIPTIONS = ("Group.Read.All", "Group.ReadWrite.All")
 
 
-class GraphPermissions:
+class GraphPermissions(Rights):
     """The application permissions granted (with admin consent) to the sandbox's app.
 
     ``None``, the default, grants every permission Seatwarden uses. Real Graph reads them from
     the ``roles`` claim of a token, so a change there applies to tokens issued after it; the
-    sandbox applies a change to the next request. Thread-safe.
+    sandbox applies a change to the next request.
     """
-
-    def __init__(self, granted: Iterable[str] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._granted = None if granted is None else frozenset(granted)
-
-    def set(self, granted: Iterable[str] | None) -> None:
-        with self._lock:
-            self._granted = None if granted is None else frozenset(granted)
-
-    def get(self) -> frozenset[str] | None:
-        with self._lock:
-            return self._granted
 
     def refusal(self, any_of: tuple[str, ...]) -> ApiResponse | None:
         """Graph's 403 when none of ``any_of`` is granted (https://learn.microsoft.com/graph/errors)."""
