@@ -260,7 +260,7 @@ async def test_a_member_count_without_odata_count_is_an_incomplete_read(
     graph: GraphClient, vendor: Vendor
 ) -> None:
     vendor.on("GET", "/v1.0/groups/g1/transitiveMembers", httpx.Response(200, json={"value": []}))
-    with pytest.raises(IncompleteRead, match="@odata.count"):
+    with pytest.raises(IncompleteRead, match=r"@odata\.count"):
         await graph.count_transitive_members("g1")
 
 
