@@ -16,6 +16,9 @@ GRAPH_DEFAULT_BASE = "https://graph.microsoft.com/v1.0"
 ENTRA_DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 
 
+_DISABLED_PREFIX, _DISABLED_SUFFIX = "AzureWebJobs.", ".Disabled"
+
+
 class MissingSetting(RuntimeError):
     """A setting the running function needs is not set. The message names it."""
 
@@ -47,6 +50,9 @@ class Settings:
     graph_client_state: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
     mail_sender: str | None = None
+    #: Functions switched off with `AzureWebJobs.<FUNCTION_NAME>.Disabled` set to true
+    #: (https://learn.microsoft.com/azure/azure-functions/disable-function).
+    disabled_functions: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +83,13 @@ class Settings:
             graph_client_state=get("GRAPH_CLIENT_STATE"),
             public_base_url=get("SEATWARDEN_PUBLIC_URL"),
             mail_sender=get("SEATWARDEN_MAIL_SENDER"),
+            disabled_functions=frozenset(
+                name[len(_DISABLED_PREFIX) : -len(_DISABLED_SUFFIX)]
+                for name, value in env.items()
+                if name.startswith(_DISABLED_PREFIX)
+                and name.endswith(_DISABLED_SUFFIX)
+                and value.strip().lower() in {"true", "1"}
+            ),
         )
 
     def require(self, attribute: str, why: str) -> str:
@@ -85,6 +98,10 @@ class Settings:
         if not value:
             raise MissingSetting(_SETTING_NAMES.get(attribute, attribute.upper()), why)
         return str(value)
+
+    def function_disabled(self, name: str) -> bool:
+        """Whether the app setting `AzureWebJobs.<name>.Disabled` switches the function off."""
+        return name in self.disabled_functions
 
     @property
     def graph_configured(self) -> bool:
