@@ -53,6 +53,13 @@ class Settings:
     #: Functions switched off with `AzureWebJobs.<FUNCTION_NAME>.Disabled` set to true
     #: (https://learn.microsoft.com/azure/azure-functions/disable-function).
     disabled_functions: frozenset[str] = frozenset()
+    #: Whom the self-service page tells people to ask (an address or a team's name).
+    help_contact: str | None = None
+    #: App Service authentication is in front of the app, so its X-MS-CLIENT-PRINCIPAL headers
+    #: can be trusted. The platform sets WEBSITE_AUTH_ENABLED; the Functions host itself reads
+    #: the principal only when it is true (Azure/azure-functions-host,
+    #: src/WebJobs.Script.WebHost/Security/Authentication/AuthenticationLevelHandler.cs).
+    easy_auth_enabled: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +97,8 @@ class Settings:
                 and name.endswith(_DISABLED_SUFFIX)
                 and value.strip().lower() in {"true", "1"}
             ),
+            help_contact=get("SEATWARDEN_HELP_CONTACT"),
+            easy_auth_enabled=(get("WEBSITE_AUTH_ENABLED") or "").lower() == "true",
         )
 
     def require(self, attribute: str, why: str) -> str:

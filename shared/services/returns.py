@@ -57,6 +57,20 @@ class PeopleReader:
         _groups_cache[key] = (time.monotonic(), groups)
         return groups
 
+    async def account_by_email(self, addresses: Iterable[str]) -> str | None:
+        """The account whose Atlassian email is one of `addresses`, matched as the night does.
+
+        One users search filtered by email; None when no account has any of them.
+        """
+        wanted = [a.lower() for a in addresses if a]
+        if not wanted:
+            return None
+        async for page in self.atlassian.iter_user_pages(emails=wanted, expand=()):
+            for found in page:
+                if (found.email or "").lower() in wanted:
+                    return str(found.account_id)
+        return None
+
     async def snapshot(
         self,
         account_ids: Iterable[str],
