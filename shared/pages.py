@@ -210,87 +210,103 @@ STATUS = {
 }
 
 
+#: Per verdict, the page's title and paragraphs. `{name}` is the product, `{when}` the time it
+#: was done, `{why}` the outcome's detail; `{contact}` becomes whom to ask (a mail link).
+MESSAGES: dict[Verdict, tuple[str, tuple[str, ...]]] = {
+    Verdict.RELICENSED: (
+        "Your {name} license is back",
+        (
+            "Seatwarden gave you your {name} license back on {when}. You can use {name} again now.",
+            "It had been taken away because you had not used {name} for a while. Using it keeps it.",
+        ),
+    ),
+    Verdict.GRANTED: (
+        "You have a {name} license now",
+        ("Seatwarden gave you a {name} license on {when}. You can use {name} now.",),
+    ),
+    Verdict.PENDING: (
+        "Your {name} license is on its way",
+        (
+            "Atlassian did not answer in time, so Seatwarden has queued the change; "
+            "it is usually done within a minute.",
+            "Reload this page to check. If it still is not done in an hour, ask {contact}.",
+        ),
+    ),
+    Verdict.ALREADY_LICENSED: (
+        "You already have a {name} license",
+        (
+            "Nothing needed doing: your Atlassian account holds a {name} license.",
+            "If {name} still says you have no access, sign out of Atlassian and in again, or ask {contact}.",
+        ),
+    ),
+    Verdict.WAITING_FOR_SEAT: (
+        "No {name} license is free right now",
+        (
+            "Every {name} license your organization pays for is in use, "
+            "so yours could not be given back yet.",
+            "Open this page again later, or ask {contact} to free a license.",
+        ),
+    ),
+    Verdict.NOT_ENTITLED: (
+        "You are not entitled to {name}",
+        (
+            "Seatwarden gives {name} licenses to the people Microsoft Entra ID lists for {name}, "
+            "and you are not among them, so nothing was changed.",
+            "If you need {name} for your work, ask {contact} to add you. Once they have, this page "
+            "gives you the license; a change can take until the next night to reach Seatwarden.",
+        ),
+    ),
+    Verdict.OUT_OF_SCOPE: (
+        "Seatwarden does not manage your {name} license",
+        ("Nothing was changed: {why}.", "Ask {contact}."),
+    ),
+    Verdict.MANAGED_IN_ENTRA: (
+        "Your {name} license comes from Microsoft Entra ID",
+        (
+            "{name} licenses here are given by a group in Microsoft Entra ID, "
+            "which Seatwarden cannot change.",
+            "Ask {contact} to add you to that group.",
+        ),
+    ),
+    Verdict.REPORT_ONLY: (
+        "Seatwarden only reports on {name} for now",
+        ("It changes no {name} licenses yet, so it cannot give yours back.", "Ask {contact}."),
+    ),
+    Verdict.FAILED: (
+        "Your {name} license could not be given back",
+        (
+            "Atlassian refused the change ({why}).",
+            "Ask {contact}; they can see what happened in Seatwarden's audit trail.",
+        ),
+    ),
+    Verdict.AVAILABLE: ("You can have your {name} license back", ()),
+}
+
+#: `{why}` where an outcome carries no detail.
+_NO_DETAIL = {
+    Verdict.OUT_OF_SCOPE: "its policy does not cover your account",
+    Verdict.FAILED: "no reason given",
+}
+
+
 def _outcome(o: ProductOutcome, contact: Html) -> tuple[str, tuple[Html, ...]]:
     """A title and paragraphs for one product's outcome."""
-    name = product_name(o.product)
-    ask = ("Ask ", contact, ".")
-    if o.verdict is Verdict.RELICENSED:
-        return f"Your {name} license is back", (
-            para(
-                f"Seatwarden gave you your {name} license back on {_when(o.at)}. "
-                f"You can use {name} again now."
-            ),
-            para(f"It had been taken away because you had not used {name} for a while. Using it keeps it."),
-        )
-    if o.verdict is Verdict.GRANTED:
-        return f"You have a {name} license now", (
-            para(f"Seatwarden gave you a {name} license on {_when(o.at)}. You can use {name} now."),
-        )
-    if o.verdict is Verdict.PENDING:
-        return f"Your {name} license is on its way", (
-            para(
-                "Atlassian did not answer in time, so Seatwarden has queued the change; "
-                "it is usually done within a minute."
-            ),
-            para("Reload this page to check. If it still is not done in an hour, ask ", contact, "."),
-        )
-    if o.verdict is Verdict.ALREADY_LICENSED:
-        return f"You already have a {name} license", (
-            para(f"Nothing needed doing: your Atlassian account holds a {name} license."),
-            para(
-                f"If {name} still says you have no access, sign out of Atlassian and in again, or ask ",
-                contact,
-                ".",
-            ),
-        )
-    if o.verdict is Verdict.WAITING_FOR_SEAT:
-        return f"No {name} license is free right now", (
-            para(
-                f"Every {name} license your organization pays for is in use, "
-                "so yours could not be given back yet."
-            ),
-            para("Open this page again later, or ask ", contact, " to free a license."),
-        )
-    if o.verdict is Verdict.NOT_ENTITLED:
-        return f"You are not entitled to {name}", (
-            para(
-                f"Seatwarden gives {name} licenses to the people Microsoft Entra ID lists for {name}, "
-                "and you are not among them, so nothing was changed."
-            ),
-            para(
-                f"If you need {name} for your work, ask ",
-                contact,
-                " to add you. Once they have, this page gives you the license; "
-                "a change can take until the next night to reach Seatwarden.",
-            ),
-        )
-    if o.verdict is Verdict.OUT_OF_SCOPE:
-        why = o.detail or "its policy does not cover your account"
-        return f"Seatwarden does not manage your {name} license", (
-            para(f"Nothing was changed: {why}."),
-            para(*ask),
-        )
-    if o.verdict is Verdict.MANAGED_IN_ENTRA:
-        return f"Your {name} license comes from Microsoft Entra ID", (
-            para(
-                f"{name} licenses here are given by a group in Microsoft Entra ID, "
-                "which Seatwarden cannot change."
-            ),
-            para("Ask ", contact, " to add you to that group."),
-        )
-    if o.verdict is Verdict.REPORT_ONLY:
-        return f"Seatwarden only reports on {name} for now", (
-            para(f"It changes no {name} licenses yet, so it cannot give yours back."),
-            para(*ask),
-        )
+    title, paragraphs = MESSAGES[o.verdict]
+    values = {
+        "name": product_name(o.product),
+        "when": _when(o.at),
+        "why": o.detail or _NO_DETAIL.get(o.verdict, ""),
+    }
+    body = []
+    for template in paragraphs:
+        before, found, after = template.partition("{contact}")
+        parts: list[str] = [before.format(**values)]
+        if found:
+            parts += [contact, after.format(**values)]
+        body.append(para(*parts))
     if o.verdict is Verdict.AVAILABLE:
-        return f"You can have your {name} license back", (
-            para(link(relicense_url(o.product), f"Get {name} back")),
-        )
-    return f"Your {name} license could not be given back", (
-        para(f"Atlassian refused the change ({o.detail or 'no reason given'})."),
-        para("Ask ", contact, "; they can see what happened in Seatwarden's audit trail."),
-    )
+        body.append(para(link(relicense_url(o.product), f"Get {values['name']} back")))
+    return title.format(**values), tuple(body)
 
 
 def result_page(result: SelfServiceResult, contact: str | None) -> Page:
