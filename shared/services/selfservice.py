@@ -264,10 +264,11 @@ class SelfService:
         return chosen
 
     async def relicense(self, principal: Principal, product: str | None) -> SelfServiceResult:
-        """Give `principal` the license for `product` back if the rules say so; None: only list.
+        """Give `principal` the license for `product` if the rules say so; `product` None: only list.
 
-        Raises `UnknownProduct`; remote errors (`RemoteError`, `IncompleteRead`) propagate
-        unchanged, so the caller can say "try again" and nothing is half-done.
+        Raises `UnknownProduct`. A failed read (`RemoteError`, `IncompleteRead`, `StorageError`)
+        propagates before anything changed, so the caller can say "try again"; a transient
+        failure while applying hands the action to the actions queue (`Verdict.PENDING`).
         """
         policies = self.policies_for(product)
         account_id, unknown = await self.account_for(principal)
