@@ -148,9 +148,24 @@ class EventService:
         self.executor = Executor(storage, atlassian, graph, clock, actor="events")
 
     async def _execute(self, actions: Iterable[Action]) -> list[dict[str, Any]]:
+        """Apply each action, except under a policy in `report` mode: that one only reports.
+
+        A new policy starts in report mode (DESIGN.md, "Safety"): events between nights must not
+        change what the nightly run is not yet allowed to change.
+        """
+        reporting = {p.name for p in self.policies if p.mode == "report"}
         done = []
         for action in actions:
-            outcome = await self.executor.apply(action_message("", action))
+            if action.policy in reporting:
+                log.info(
+                    "policy %s is in report mode: %s for %s not applied",
+                    action.policy,
+                    action.reason.value,
+                    action.account_id,
+                )
+                outcome = "report"
+            else:
+                outcome = await self.executor.apply(action_message("", action))
             done.append({"policy": action.policy, "reason": action.reason.value, "outcome": outcome})
         return done
 
