@@ -24,6 +24,14 @@ class MissingSetting(RuntimeError):
         super().__init__(f"app setting {name} is not set: {why}")
 
 
+class InvalidSetting(ValueError):
+    """A setting is set to something Seatwarden cannot use. The message names it and says why."""
+
+    def __init__(self, name: str, value: str, expected: str):
+        self.name = name
+        super().__init__(f"app setting {name} is {value!r}: {expected}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every app setting Seatwarden reads, with the real services as defaults."""
@@ -47,6 +55,8 @@ class Settings:
     graph_client_state: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
     mail_sender: str | None = None
+    admin_mail: str | None = None
+    mail_per_minute: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +87,8 @@ class Settings:
             graph_client_state=get("GRAPH_CLIENT_STATE"),
             public_base_url=get("SEATWARDEN_PUBLIC_URL"),
             mail_sender=get("SEATWARDEN_MAIL_SENDER"),
+            admin_mail=get("SEATWARDEN_ADMIN_MAIL"),
+            mail_per_minute=get("SEATWARDEN_MAIL_PER_MINUTE"),
         )
 
     def require(self, attribute: str, why: str) -> str:
@@ -85,6 +97,32 @@ class Settings:
         if not value:
             raise MissingSetting(_SETTING_NAMES.get(attribute, attribute.upper()), why)
         return str(value)
+
+    @property
+    def admin_addresses(self) -> tuple[str, ...]:
+        """SEATWARDEN_ADMIN_MAIL: the administrators' addresses, comma-separated; () when unset."""
+        found = tuple(a.strip() for a in (self.admin_mail or "").split(",") if a.strip())
+        for address in found:
+            if "@" not in address or any(c.isspace() for c in address):
+                raise InvalidSetting(
+                    "SEATWARDEN_ADMIN_MAIL", address, "each address must look like name@domain"
+                )
+        return found
+
+    @property
+    def mail_rate_per_minute(self) -> float | None:
+        """SEATWARDEN_MAIL_PER_MINUTE: how many mails a minute the sender mailbox may send."""
+        if self.mail_per_minute is None:
+            return None
+        try:
+            rate = float(self.mail_per_minute)
+        except ValueError:
+            rate = 0.0
+        if not rate > 0 or rate == float("inf"):
+            raise InvalidSetting(
+                "SEATWARDEN_MAIL_PER_MINUTE", self.mail_per_minute, "a number of mails per minute above 0"
+            )
+        return rate
 
     @property
     def graph_configured(self) -> bool:
