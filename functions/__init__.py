@@ -4,6 +4,7 @@ from functions.admin import bp as admin
 from functions.health import bp as health
 from functions.reconcile import bp as reconcile
 from functions.timers import bp as timers
+from functions.warnings import bp as warnings
 from functions.webhooks import bp as webhooks
 
-BLUEPRINTS = [health, reconcile, webhooks, timers, admin]
+BLUEPRINTS = [health, reconcile, webhooks, timers, admin, warnings]
