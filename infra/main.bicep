@@ -66,6 +66,9 @@ param tablePrefix string = ''
 @description('Sender mailbox for license warnings (SEATWARDEN_MAIL_SENDER). Empty: no mail.')
 param mailSender string = ''
 
+@description('Administrators who get the run summary (SEATWARDEN_ADMIN_MAIL), comma-separated. Empty: no summary.')
+param adminMail string = ''
+
 @description('Nightly reconcile, NCRONTAB in UTC. Empty: 02:00 UTC.')
 param reconcileSchedule string = ''
 
@@ -122,6 +125,7 @@ var queueNames = [
   'seatwarden-lookups'
   'seatwarden-returns'
   'seatwarden-graph'
+  'seatwarden-warnings'
 ]
 
 // Resources ------------------------------------------------------------------------------------
@@ -216,6 +220,7 @@ module functionApp './modules/function.bicep' = {
     seatwardenPolicyFile: seatwardenPolicyFile
     tablePrefix: tablePrefix
     mailSender: mailSender
+    adminMail: adminMail
     reconcileSchedule: empty(reconcileSchedule) ? '0 0 2 * * *' : reconcileSchedule
     eventsPollSchedule: empty(eventsPollSchedule) ? '0 */1 * * * *' : eventsPollSchedule
     subscriptionKeeperSchedule: empty(subscriptionKeeperSchedule) ? '0 0 */6 * * *' : subscriptionKeeperSchedule

@@ -93,7 +93,13 @@ FORBIDDEN_ROLES = {
 }
 
 TABLES = ("users", "runs", "results", "audit", "deliveries", "leases", "cursors", "subscriptions")
-QUEUES = ("seatwarden-actions", "seatwarden-lookups", "seatwarden-returns", "seatwarden-graph")
+QUEUES = (
+    "seatwarden-actions",
+    "seatwarden-lookups",
+    "seatwarden-returns",
+    "seatwarden-graph",
+    "seatwarden-warnings",
+)
 
 
 def _json(name: str) -> dict:

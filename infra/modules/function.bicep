@@ -71,6 +71,9 @@ param tablePrefix string = ''
 @description('Sender mailbox for license warnings (SEATWARDEN_MAIL_SENDER). Empty: no mail.')
 param mailSender string = ''
 
+@description('Administrators who get the run summary (SEATWARDEN_ADMIN_MAIL), comma-separated. Empty: no summary.')
+param adminMail string = ''
+
 @description('NCRONTAB schedule of the nightly reconcile. Flex Consumption runs timers in UTC (WEBSITE_TIME_ZONE is not supported).')
 param reconcileSchedule string
 
@@ -193,7 +196,8 @@ var optionalSettings = union(
   empty(seatwardenPolicy) ? {} : { SEATWARDEN_POLICY: seatwardenPolicy },
   empty(seatwardenPolicyFile) ? {} : { SEATWARDEN_POLICY_FILE: seatwardenPolicyFile },
   empty(tablePrefix) ? {} : { SEATWARDEN_TABLE_PREFIX: tablePrefix },
-  empty(mailSender) ? {} : { SEATWARDEN_MAIL_SENDER: mailSender }
+  empty(mailSender) ? {} : { SEATWARDEN_MAIL_SENDER: mailSender },
+  empty(adminMail) ? {} : { SEATWARDEN_ADMIN_MAIL: adminMail }
 )
 // app-settings:end
 
