@@ -254,7 +254,7 @@ def enqueue_notices(
     if not run_ids:
         return {}
     warnings = warnings_due(storage, chosen, outcomes, stored, now.date())
-    why_not = (mail or MailSetup(sender=None)).unavailable(graph)
+    why_not = mail.unavailable(graph) if mail is not None else "mail is not configured for this reconcile"
     if mail is None or why_not is not None:
         if warnings or (mail is not None and mail.admins):
             log.info("warnings and run summary not sent: %s (%d people due)", why_not, len(warnings))

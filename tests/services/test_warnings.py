@@ -169,3 +169,18 @@ def test_mail_settings_that_cannot_work_are_refused_by_name() -> None:
     assert setup.unavailable(object()) is None
     assert "SEATWARDEN_MAIL_SENDER" in (replace(setup, sender=None).unavailable(object()) or "")
     assert "Graph" in (setup.unavailable(None) or "")
+
+
+def test_a_reconcile_given_no_mail_setup_queues_nothing_and_says_so_once(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage.dues.save("confluence.0000000000005", dues(3))
+    outcome = PolicyOutcome("confluence", "confluence", "confluence.0000000000005", "done")
+    with caplog.at_level("INFO", logger="seatwarden.warnings"):
+        done = enqueue_notices(storage, None, object(), [policy()], [outcome], {}, NOW)
+
+    assert done["warnings"] == 0 and "not configured" in done["not_sent"]
+    assert storage.queues.peek_count("warnings") == 0
+    assert [r.getMessage() for r in caplog.records if "not sent" in r.getMessage()] == [
+        "warnings and run summary not sent: mail is not configured for this reconcile (3 people due)"
+    ]
