@@ -22,6 +22,16 @@ def error_response(status: int, message: str) -> func.HttpResponse:
     return json_response({"error": message}, status)
 
 
+def queue_json(msg: func.QueueMessage) -> Any:
+    """A queue message's JSON body; one that is not JSON raises `BadMessage`, so it is poisoned."""
+    from shared.services.execute import BadMessage
+
+    try:
+        return json.loads(msg.get_body().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadMessage(f"queue message {msg.id} is not JSON") from exc
+
+
 def headers_of(req: func.HttpRequest) -> dict[str, str]:
     return {k.lower(): v for k, v in req.headers.items()}
 

@@ -71,6 +71,8 @@ param signInClientId string = ''
 
 @description('Whom the self-service page tells people to ask (SEATWARDEN_HELP_CONTACT). Empty: "your Atlassian administrators".')
 param helpContact string = ''
+@description('Administrators who get the run summary (SEATWARDEN_ADMIN_MAIL), comma-separated. Empty: no summary.')
+param adminMail string = ''
 
 @description('Nightly reconcile, NCRONTAB in UTC. Empty: 02:00 UTC.')
 param reconcileSchedule string = ''
@@ -129,6 +131,7 @@ var queueNames = [
   'seatwarden-returns'
   'seatwarden-graph'
   'seatwarden-previews'
+  'seatwarden-warnings'
 ]
 
 // Resources ------------------------------------------------------------------------------------
@@ -225,6 +228,7 @@ module functionApp './modules/function.bicep' = {
     mailSender: mailSender
     signInClientId: signInClientId
     helpContact: helpContact
+    adminMail: adminMail
     reconcileSchedule: empty(reconcileSchedule) ? '0 0 2 * * *' : reconcileSchedule
     eventsPollSchedule: empty(eventsPollSchedule) ? '0 */1 * * * *' : eventsPollSchedule
     subscriptionKeeperSchedule: empty(subscriptionKeeperSchedule) ? '0 0 */6 * * *' : subscriptionKeeperSchedule

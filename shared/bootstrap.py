@@ -95,7 +95,19 @@ class App:
             certificate_thumbprint=s.entra_client_cert_thumbprint if pem else None,
         )
         tokens = token_provider(s.entra_authority_host, creds, self.verify)
-        return GraphClient(s.graph_api_base, tokens, log=self.request_log, verify=self.verify)
+        return GraphClient(
+            s.graph_api_base, tokens, log=self.request_log, verify=self.verify, pacer=self._graph_pacer()
+        )
+
+    def _graph_pacer(self) -> Any | None:
+        """The default pacing, with the sender mailbox's rate where SEATWARDEN_MAIL_PER_MINUTE sets it."""
+        rate = self.settings.mail_rate_per_minute
+        if rate is None:
+            return None
+        from shared.graph import MAIL
+        from shared.http import DEFAULT_RATES_PER_MINUTE, Pacer
+
+        return Pacer({**DEFAULT_RATES_PER_MINUTE, MAIL: rate})
 
     @asynccontextmanager
     async def clients(self) -> AsyncIterator[tuple[Any, Any | None]]:

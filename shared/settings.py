@@ -27,6 +27,14 @@ class MissingSetting(RuntimeError):
         super().__init__(f"app setting {name} is not set: {why}")
 
 
+class InvalidSetting(ValueError):
+    """A setting is set to something Seatwarden cannot use. The message names it and says why."""
+
+    def __init__(self, name: str, value: str, expected: str):
+        self.name = name
+        super().__init__(f"app setting {name} is {value!r}: {expected}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every app setting Seatwarden reads, with the real services as defaults."""
@@ -60,6 +68,8 @@ class Settings:
     #: the principal only when it is true (Azure/azure-functions-host,
     #: src/WebJobs.Script.WebHost/Security/Authentication/AuthenticationLevelHandler.cs).
     easy_auth_enabled: bool = False
+    admin_mail: str | None = None
+    mail_per_minute: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +109,8 @@ class Settings:
             ),
             help_contact=get("SEATWARDEN_HELP_CONTACT"),
             easy_auth_enabled=(get("WEBSITE_AUTH_ENABLED") or "").lower() == "true",
+            admin_mail=get("SEATWARDEN_ADMIN_MAIL"),
+            mail_per_minute=get("SEATWARDEN_MAIL_PER_MINUTE"),
         )
 
     def require(self, attribute: str, why: str) -> str:
@@ -111,6 +123,32 @@ class Settings:
     def function_disabled(self, name: str) -> bool:
         """Whether the app setting `AzureWebJobs.<name>.Disabled` switches the function off."""
         return name in self.disabled_functions
+
+    @property
+    def admin_addresses(self) -> tuple[str, ...]:
+        """SEATWARDEN_ADMIN_MAIL: the administrators' addresses, comma-separated; () when unset."""
+        found = tuple(a.strip() for a in (self.admin_mail or "").split(",") if a.strip())
+        for address in found:
+            if "@" not in address or any(c.isspace() for c in address):
+                raise InvalidSetting(
+                    "SEATWARDEN_ADMIN_MAIL", address, "each address must look like name@domain"
+                )
+        return found
+
+    @property
+    def mail_rate_per_minute(self) -> float | None:
+        """SEATWARDEN_MAIL_PER_MINUTE: how many mails a minute the sender mailbox may send."""
+        if self.mail_per_minute is None:
+            return None
+        try:
+            rate = float(self.mail_per_minute)
+        except ValueError:
+            rate = 0.0
+        if not rate > 0 or rate == float("inf"):
+            raise InvalidSetting(
+                "SEATWARDEN_MAIL_PER_MINUTE", self.mail_per_minute, "a number of mails per minute above 0"
+            )
+        return rate
 
     @property
     def graph_configured(self) -> bool:

@@ -76,6 +76,8 @@ param signInClientId string = ''
 
 @description('Whom the self-service page tells people to ask (SEATWARDEN_HELP_CONTACT): an address or a team name. Empty: "your Atlassian administrators".')
 param helpContact string = ''
+@description('Administrators who get the run summary (SEATWARDEN_ADMIN_MAIL), comma-separated. Empty: no summary.')
+param adminMail string = ''
 
 @description('NCRONTAB schedule of the nightly reconcile. Flex Consumption runs timers in UTC (WEBSITE_TIME_ZONE is not supported).')
 param reconcileSchedule string
@@ -208,6 +210,7 @@ var optionalSettings = union(
   empty(tablePrefix) ? {} : { SEATWARDEN_TABLE_PREFIX: tablePrefix },
   empty(mailSender) ? {} : { SEATWARDEN_MAIL_SENDER: mailSender },
   empty(helpContact) ? {} : { SEATWARDEN_HELP_CONTACT: helpContact }
+  empty(adminMail) ? {} : { SEATWARDEN_ADMIN_MAIL: adminMail }
 )
 // app-settings:end
 

@@ -20,6 +20,7 @@ from shared.model import Plan, Snapshot
 from shared.rules import _Groups, plan_product
 from shared.safety import blast_radius
 from shared.services.snapshot import ReadResult, SnapshotReader, product_key
+from shared.services.warnings import enqueue_notices
 
 log = logging.getLogger("seatwarden.reconcile")
 
@@ -51,6 +52,8 @@ class ReconcileReport:
     outcomes: list[PolicyOutcome]
     read: dict[str, Any]
     pending_lookups: int = 0
+    #: What `shared.services.warnings.enqueue_notices` queued: warnings, batches, or why none.
+    notices: dict[str, Any] = field(default_factory=dict)
 
 
 def action_message(run_id: str, action: Any) -> dict[str, Any]:
@@ -148,12 +151,15 @@ class Reconciler:
         graph: Any | None,
         clock: Callable[[], datetime],
         holder: str = "reconcile",
+        mail: Any | None = None,
     ):
         self.storage = storage
         self.atlassian = atlassian
         self.graph = graph
         self.clock = clock
         self.holder = holder
+        #: `shared.services.warnings.MailSetup`; None: no warnings, no summary (said once in the log).
+        self.mail = mail
 
     async def run(
         self,
@@ -211,7 +217,14 @@ class Reconciler:
 
             for group_id, link in reader.new_delta_links.items():
                 self.storage.cursors.set(delta_cursor(group_id), link)
-            return ReconcileReport(now, outcomes, result.stats.to_dict(), len(result.pending_lookups))
+            notices = (
+                enqueue_notices(self.storage, self.mail, self.graph, mine, outcomes, stored, now)
+                if enqueue
+                else {}
+            )
+            return ReconcileReport(
+                now, outcomes, result.stats.to_dict(), len(result.pending_lookups), notices
+            )
         finally:
             for lease in leases.values():
                 self.storage.leases.release(lease)
