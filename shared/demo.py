@@ -47,6 +47,7 @@ def demo_policies(sb: Any) -> PolicyFile:
                 "marker_group": f"{key}-unlicensed-users",
                 "inactive_after_days": 90,
                 "grace_days": 14,
+                "warn_before_days": 7,
                 "exclusions": {"groups": ["service-accounts", "executives"]},
                 "blast_radius": {"max_revocations": 1_000_000, "max_revocation_percent": 60},
                 "seat_price": 6.05,
@@ -107,20 +108,31 @@ def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = 
     from sandbox.azurite import running_azurite
     from sandbox.funcserver import serving
     from shared.services.reconcile import Reconciler
+    from shared.services.warnings import MailSetup
 
     with (
         running_azurite() as storage,
         Sandbox.start(SandboxConfig(users=users, seed=seed, frozen_clock=True)) as sb,
     ):
+        # The administrator's path: a dry run first, then the policy switched to enforce. The
+        # functions read the enforcing policy, so the return and the Entra change are applied.
         policies = demo_policies(sb)
+        enforcing = parse_policy(
+            {"policies": [{**p.model_dump(mode="json"), "mode": "enforce"} for p in policies.policies]},
+            "demo policy",
+        )
         env = {
             **sb.env(),
             "AzureWebJobsStorage": storage,
             "SEATWARDEN_TABLE_PREFIX": DEMO_PREFIX,
-            "SEATWARDEN_POLICY": json.dumps(policies.model_dump(mode="json")),
+            "SEATWARDEN_POLICY": json.dumps(enforcing.model_dump(mode="json")),
             "JIRA_WEBHOOK_SECRET": secrets.token_hex(16),
             "ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION": "Bearer " + secrets.token_hex(16),
             "GRAPH_CLIENT_STATE": secrets.token_hex(16),
+            # Warnings and the run summary go out from an org mailbox; the sandbox records them.
+            "SEATWARDEN_MAIL_SENDER": sb.org.users[0].upn,
+            "SEATWARDEN_ADMIN_MAIL": "atlassian-admins@example.com",
+            "SEATWARDEN_MAIL_PER_MINUTE": "100000",  # Exchange's 30 a minute would take the demo hours
         }
         env.pop("ENTRA_CLIENT_CERT_PATH", None)  # the demo signs in with the client secret
         with environment(env), serving(__import__("function_app").app) as base_url:
@@ -129,17 +141,15 @@ def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = 
             say(f"sandbox org: {users} people, {len(policies.policies)} products, {licensed_before} licenses")
 
             async def reconcile(mode: str) -> Any:
-                atlassian, graph = app.atlassian(), app.graph()
-                try:
-                    return await Reconciler(app.storage, atlassian, graph, app.clock, holder="demo").run(
-                        policies, mode=mode
+                async with app.clients() as (atlassian, graph):
+                    reconciler = Reconciler(
+                        app.storage, atlassian, graph, app.clock, holder="demo", mail=mail
                     )
-                finally:
-                    await atlassian.aclose()
-                    if graph:
-                        await graph.aclose()
+                    return await reconciler.run(policies, mode=mode)
 
-            report = asyncio.run(reconcile("report"))
+            mail = MailSetup.from_settings(app.settings)
+
+            report = asyncio.run(reconcile("report"))  # the dry run: nothing changes
             for o in report.outcomes:
                 say(f"report  {o.policy:<18} {o.status:<8} {o.counts}")
             enforce = asyncio.run(reconcile("enforce"))
@@ -148,6 +158,13 @@ def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = 
             applied = drain(app, "actions", "execute_action", progress)
             licensed_after = licensed_count(sb)
             say(f"executor applied {applied} queued actions: {licensed_before} -> {licensed_after} licenses")
+            drain(app, "warnings", "send_warnings")
+            warned = len(app.storage.audit.query(action="WARN", limit=100_000))
+            summaries = sum(1 for m in sb.mails() if "atlassian-admins@example.com" in m.to)
+            say(
+                f"warned {warned} people due to lose a license within 7 days (one mail each); "
+                f"run summaries mailed to the administrators: {summaries} (the dry run's and tonight's)"
+            )
 
             # A person the night took a Confluence license from comes back: a Jira webhook.
             confluence = next(p for p in policies.policies if p.product == "confluence")
@@ -208,6 +225,7 @@ def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = 
                 "licensed_after": licensed_count(sb),
                 "actions": counts,
                 "api_calls": sb.request_counts().get("total", 0),
+                "warnings_sent": warned,
                 "audit_entries": verify.entries,
                 "audit_intact": verify.ok,
                 "relicense_seconds": relicense_seconds,
