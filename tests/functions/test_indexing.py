@@ -55,5 +55,6 @@ def test_the_app_indexes_with_no_settings_and_no_network() -> None:
             "approve_run",
             "idp_csv",
             "audit",
+            "report",
         ]
     )
