@@ -22,17 +22,21 @@ def error_response(status: int, message: str) -> func.HttpResponse:
     return json_response({"error": message}, status)
 
 
+def queue_json(msg: func.QueueMessage) -> Any:
+    """A queue message's JSON body; one that is not JSON raises `BadMessage`, so it is poisoned."""
+    from shared.services.execute import BadMessage
+
+    try:
+        return json.loads(msg.get_body().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadMessage(f"queue message {msg.id} is not JSON") from exc
+
+
 def headers_of(req: func.HttpRequest) -> dict[str, str]:
     return {k.lower(): v for k, v in req.headers.items()}
 
 
 async def with_clients(app: App, work: Callable[[Any, Any | None], Awaitable[T]]) -> T:
     """Open the Atlassian and Graph clients for one piece of work and always close them."""
-    atlassian = app.atlassian()
-    graph = app.graph()
-    try:
+    async with app.clients() as (atlassian, graph):
         return await work(atlassian, graph)
-    finally:
-        await atlassian.aclose()
-        if graph is not None:
-            await graph.aclose()

@@ -1,22 +1,100 @@
-"""The admin HTTP API, behind function keys: runs, per-user results, approvals, exports, audit, report."""
+"""The admin HTTP API, behind function keys: plan previews, runs, per-user results, approvals,
+exports, audit, the HTML report; and the queue function that makes a requested preview."""
 
 from __future__ import annotations
 
+import json
+import logging
+
 import azure.functions as func
 
-from functions._common import error_response, json_response
+from functions._common import error_response, json_response, with_clients
 from shared.bootstrap import App
 from shared.report import CONTENT_SECURITY_POLICY, render_report
 from shared.services.admin import AdminService, NotApprovable
+from shared.services.execute import BadMessage
 from shared.services.report import UnknownPolicy, build_report
 from shared.store import RunNotFound
 
 bp = func.Blueprint()
+log = logging.getLogger("seatwarden.admin")
+
+PREVIEWS_QUEUE = "seatwarden-previews"
 
 
 def _service() -> tuple[App, AdminService]:
     app = App.from_env()
     return app, AdminService(app.storage, app.clock)
+
+
+@bp.route(route="admin/plan", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def request_preview(req: func.HttpRequest) -> func.HttpResponse:
+    """Ask for a dry run now: `{"policies": [names]}` or no body for all. Answers 202 at once.
+
+    Reading a large org takes longer than an HTTP call may last, so the preview is made by a
+    queue function; it is saved as a `report` run, which `GET admin/plan?policy=` returns.
+    """
+    app = App.from_env()
+    try:
+        body = req.get_json() if req.get_body() else {}
+    except ValueError:
+        return error_response(400, "the body is not JSON")
+    names = body.get("policies") if isinstance(body, dict) else None
+    known = [p.name for p in app.policies.policies]
+    if names is None:
+        names = known
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return error_response(400, "policies must be a list of policy names")
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        return error_response(400, f"no policy named {', '.join(unknown)}; known: {', '.join(known)}")
+    requested_by = req.headers.get("x-ms-client-principal-name") or "admin-api"
+    app.storage.queues.send_many("previews", [{"type": "preview", "policies": names, "by": requested_by}])
+    return json_response({"queued": names, "result": "GET /api/admin/plan?policy=<name>"}, 202)
+
+
+@bp.route(route="admin/plan", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def show_plan(req: func.HttpRequest) -> func.HttpResponse:
+    """The newest plan of a policy: its run and every action with its reason and facts."""
+    app = App.from_env()
+    policy = req.params.get("policy")
+    if not policy:
+        return error_response(400, "give ?policy=<name>")
+    newest = app.storage.runs.list(policy=policy, limit=1)
+    if not newest:
+        return error_response(404, f"no runs of policy {policy} yet: POST admin/plan to make one")
+    run = newest[0]
+    actions = [r for r in app.storage.results.rows(run.run_id) if r["action_id"]]
+    return json_response({"run": run.to_dict(), "actions": actions})
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=PREVIEWS_QUEUE, connection="AzureWebJobsStorage")
+async def make_preview(msg: func.QueueMessage) -> None:
+    """A requested dry run: plan the named policies in report mode and change nothing.
+
+    People whose activity would need a lookup tonight are left out (unknown), so a preview
+    never waits hours for lookups; it shows what is known now.
+    """
+    from shared.services.reconcile import Reconciler
+
+    try:
+        message = json.loads(msg.get_body().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadMessage(f"preview message {msg.id} is not JSON") from exc
+    if not isinstance(message, dict) or message.get("type") != "preview":
+        raise BadMessage(f"not a preview message: {msg.id}")
+    app = App.from_env()
+    names = set(message.get("policies") or ())
+    chosen = [p for p in app.policies.policies if p.name in names]
+
+    async def work(atlassian, graph):
+        return await Reconciler(app.storage, atlassian, graph, app.clock, holder="preview").run(
+            chosen, mode="report", enqueue=False, lookups="skip"
+        )
+
+    report = await with_clients(app, work)
+    for outcome in report.outcomes:
+        log.info("preview for %s: %s", message.get("by"), json.dumps(outcome.to_dict(), default=str))
 
 
 @bp.route(route="admin/runs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -8,11 +8,12 @@ import os
 
 import azure.functions as func
 
-from functions._common import with_clients
+from functions._common import queue_json, with_clients
 from shared.bootstrap import App
 from shared.services.execute import BadMessage, Executor
 from shared.services.lookups import LookupWorker
 from shared.services.reconcile import Reconciler
+from shared.services.warnings import MailSetup
 
 bp = func.Blueprint()
 log = logging.getLogger("seatwarden.functions")
@@ -31,10 +32,11 @@ async def nightly_reconcile(timer: func.TimerRequest) -> None:
     app = App.from_env()
     if timer.past_due:
         log.warning("nightly reconcile is running late (past due)")
+    mail = MailSetup.from_settings(app.settings)
 
     async def work(atlassian, graph):
         # Lookups go onto a queue in paced batches; the plan follows when they are done.
-        return await Reconciler(app.storage, atlassian, graph, app.clock, holder="timer").run(
+        return await Reconciler(app.storage, atlassian, graph, app.clock, holder="timer", mail=mail).run(
             app.policies, lookups="queue"
         )
 
@@ -50,14 +52,15 @@ async def look_up_activity(msg: func.QueueMessage) -> None:
     if message.get("type") != "lookups":
         raise BadMessage(f"not a lookups message: {message.get('type')!r}")
     app = App.from_env()
+    mail = MailSetup.from_settings(app.settings)
 
     async def work(atlassian, graph):
         worker = LookupWorker(app.storage, atlassian, app.clock)
         counts = await worker.apply(message)
         if worker.batch_done(message):
-            report = await Reconciler(app.storage, atlassian, graph, app.clock, holder="lookups").run(
-                app.policies, lookups="skip"
-            )
+            report = await Reconciler(
+                app.storage, atlassian, graph, app.clock, holder="lookups", mail=mail
+            ).run(app.policies, lookups="skip")
             counts["planned"] = len(report.outcomes)
         return counts
 
@@ -67,10 +70,7 @@ async def look_up_activity(msg: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=ACTIONS_QUEUE, connection="AzureWebJobsStorage")
 async def execute_action(msg: func.QueueMessage) -> None:
     """Apply one action. Transient errors raise, so the host retries and then poisons it."""
-    try:
-        message = json.loads(msg.get_body().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadMessage(f"action message {msg.id} is not JSON") from exc
+    message = queue_json(msg)
     app = App.from_env()
 
     async def work(atlassian, graph):

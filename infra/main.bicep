@@ -12,7 +12,7 @@
 // configuration (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references#rotation):
 //   az keyvault secret set --vault-name <AZURE_KEY_VAULT_NAME> --name atlassian-api-key --value ...
 //   (likewise jira-webhook-secret, atlassian-audit-webhook-authorization, and with Graph
-//    entra-client-secret and graph-client-state)
+//    entra-client-secret and graph-client-state, and with self-service sign-in sign-in-client-secret)
 
 targetScope = 'subscription'
 
@@ -65,6 +65,14 @@ param tablePrefix string = ''
 
 @description('Sender mailbox for license warnings (SEATWARDEN_MAIL_SENDER). Empty: no mail.')
 param mailSender string = ''
+
+@description('Client ID of the Entra app registration people sign in with for the self-service page (GET /api/relicense); its redirect URI is https://<app>/.auth/login/aad/callback. Empty: no sign-in, and the page answers 503.')
+param signInClientId string = ''
+
+@description('Whom the self-service page tells people to ask (SEATWARDEN_HELP_CONTACT). Empty: "your Atlassian administrators".')
+param helpContact string = ''
+@description('Administrators who get the run summary (SEATWARDEN_ADMIN_MAIL), comma-separated. Empty: no summary.')
+param adminMail string = ''
 
 @description('Nightly reconcile, NCRONTAB in UTC. Empty: 02:00 UTC.')
 param reconcileSchedule string = ''
@@ -122,6 +130,8 @@ var queueNames = [
   'seatwarden-lookups'
   'seatwarden-returns'
   'seatwarden-graph'
+  'seatwarden-previews'
+  'seatwarden-warnings'
 ]
 
 // Resources ------------------------------------------------------------------------------------
@@ -216,6 +226,9 @@ module functionApp './modules/function.bicep' = {
     seatwardenPolicyFile: seatwardenPolicyFile
     tablePrefix: tablePrefix
     mailSender: mailSender
+    signInClientId: signInClientId
+    helpContact: helpContact
+    adminMail: adminMail
     reconcileSchedule: empty(reconcileSchedule) ? '0 0 2 * * *' : reconcileSchedule
     eventsPollSchedule: empty(eventsPollSchedule) ? '0 */1 * * * *' : eventsPollSchedule
     subscriptionKeeperSchedule: empty(subscriptionKeeperSchedule) ? '0 0 */6 * * *' : subscriptionKeeperSchedule

@@ -17,7 +17,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .atlassian_common import DIRECTORY, V1, V2, api_key_guard, atlassian_error, message_response, parse_limit
+from .atlassian_common import (
+    DIRECTORY,
+    ONLY_WITHOUT_SCOPES,
+    READ_DIRECTORIES,
+    V1,
+    V2,
+    ApiKeyScopes,
+    api_key_guard,
+    atlassian_error,
+    message_response,
+    parse_limit,
+)
 from .atlassian_events import AtlassianEvents
 from .cursor import InvalidCursor, decode_cursor, encode_cursor
 from .model import Group, User
@@ -44,31 +55,45 @@ class _UserQuery:
 
 
 class AtlassianApi:
-    def __init__(self, org: Org, *, api_key: str, activity_in_search: bool = True) -> None:
+    def __init__(
+        self,
+        org: Org,
+        *,
+        api_key: str,
+        activity_in_search: bool = True,
+        scopes: ApiKeyScopes | None = None,
+    ) -> None:
         self._org = org
-        self._guard = api_key_guard(org, api_key)
+        self.scopes = scopes or ApiKeyScopes()
+        self._guard = api_key_guard(org, api_key, self.scopes)
         self.activity_in_search = activity_in_search
 
     def register(self, router: Router) -> None:
-        def add(method: str, template: str, endpoint_class: str, handler: Handler) -> None:
-            router.add(method, template, endpoint_class, self._guard(handler))
+        def add(method: str, template: str, endpoint_class: str, handler: Handler, scope: str | None) -> None:
+            router.add(method, template, endpoint_class, self._guard(handler, scope))
 
-        add("GET", V2 + "/directories", GROUPS, self.list_directories)
-        add("POST", DIRECTORY + "/users/search", USERS_SEARCH, self.search_users)
-        add("GET", DIRECTORY + "/users/{account_id}", USERS_SEARCH, self.get_user)
-        add("POST", DIRECTORY + "/users/{account_id}/suspend", SUSPEND_RESTORE, self.suspend)
-        add("POST", DIRECTORY + "/users/{account_id}/restore", SUSPEND_RESTORE, self.restore)
-        add("POST", DIRECTORY + "/groups/search", GROUPS, self.search_groups)
-        add("GET", DIRECTORY + "/groups/{group_id}", GROUPS, self.get_group)
-        add("POST", DIRECTORY + "/groups/{group_id}/memberships", MEMBERSHIPS, self.add_member)
+        reads, writes = READ_DIRECTORIES, ONLY_WITHOUT_SCOPES
+        add("GET", V2 + "/directories", GROUPS, self.list_directories, reads)
+        add("POST", DIRECTORY + "/users/search", USERS_SEARCH, self.search_users, reads)
+        add("GET", DIRECTORY + "/users/{account_id}", USERS_SEARCH, self.get_user, reads)
+        add("POST", DIRECTORY + "/users/{account_id}/suspend", SUSPEND_RESTORE, self.suspend, writes)
+        add("POST", DIRECTORY + "/users/{account_id}/restore", SUSPEND_RESTORE, self.restore, writes)
+        add("POST", DIRECTORY + "/groups/search", GROUPS, self.search_groups, reads)
+        add("GET", DIRECTORY + "/groups/{group_id}", GROUPS, self.get_group, reads)
+        add("POST", DIRECTORY + "/groups/{group_id}/memberships", MEMBERSHIPS, self.add_member, writes)
         add(
             "DELETE",
             DIRECTORY + "/groups/{group_id}/memberships/{account_id}",
             MEMBERSHIPS,
             self.remove_member,
+            writes,
         )
         add(
-            "GET", V1 + "/directory/users/{account_id}/last-active-dates", LAST_ACTIVE, self.last_active_dates
+            "GET",
+            V1 + "/directory/users/{account_id}/last-active-dates",
+            LAST_ACTIVE,
+            self.last_active_dates,
+            reads,
         )
         AtlassianEvents(self._org).register(router, self._guard)
 

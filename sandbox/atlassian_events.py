@@ -7,17 +7,16 @@ https://developer.atlassian.com/cloud/admin/organization/rest/api-group-events/)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from .actions import EVENT_ACTIONS
-from .atlassian_common import V1, atlassian_error, parse_limit
+from .atlassian_common import READ_EVENTS, V1, Guard, atlassian_error, parse_limit
 from .cursor import InvalidCursor, decode_cursor, encode_cursor
 from .model import OrgEvent
 from .org import Org
 from .ratelimit import EVENTS
-from .routing import ApiRequest, ApiResponse, Handler, Router
+from .routing import ApiRequest, ApiResponse, Router
 from .timeutil import epoch_ms, iso_ms
 
 EVENTS_DEFAULT_LIMIT = 200  # WIRE.md §7 (go-atlassian)
@@ -77,10 +76,10 @@ class AtlassianEvents:
     def __init__(self, org: Org) -> None:
         self._org = org
 
-    def register(self, router: Router, guard: Callable[[Handler], Handler]) -> None:
-        router.add("GET", V1 + "/events-stream", EVENTS, guard(self.events_stream))
-        router.add("GET", V1 + "/events/{event_id}", EVENTS, guard(self.get_event))
-        router.add("GET", V1 + "/event-actions", EVENTS, guard(self.event_actions))
+    def register(self, router: Router, guard: Guard) -> None:
+        router.add("GET", V1 + "/events-stream", EVENTS, guard(self.events_stream, READ_EVENTS))
+        router.add("GET", V1 + "/events/{event_id}", EVENTS, guard(self.get_event, READ_EVENTS))
+        router.add("GET", V1 + "/event-actions", EVENTS, guard(self.event_actions, READ_EVENTS))
 
     # GET /v1/orgs/{orgId}/events-stream (WIRE.md §7): cursor, from/to in epoch ms,
     # limit (default 200, max 500). meta.next is always a cursor, so a poller keeps it

@@ -7,9 +7,10 @@ or faulted. No authentication: the servers listen on loopback only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .routing import ApiRequest, ApiResponse, BadJson, Router
+from .routing import ApiRequest, ApiResponse, BadJson, Handler, Router
 
 if TYPE_CHECKING:
     from .runtime import Sandbox
@@ -131,6 +132,27 @@ def control_router(sandbox: Sandbox) -> Router:
             return _bad(f"product and limit expected: {exc}")
         return ApiResponse.empty(204)
 
+    def rights(key: str, change: Callable[[list[str] | None], None], now: Callable[[], Any]) -> Handler:
+        """Set a list of rights from ``{key: [names] | null}`` and answer with what holds now."""
+
+        def handler(req: ApiRequest) -> ApiResponse:
+            try:
+                value = _body(req).get(key)
+                if value is not None and (
+                    not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+                ):
+                    raise BadJson(f"{key} must be a list of strings, or null")
+            except BadJson as exc:
+                return _bad(str(exc))
+            change(value)
+            held = now()
+            return ApiResponse.json(200, {key: None if held is None else sorted(held)})
+
+        return handler
+
+    api_key_scopes = rights("scopes", sandbox.set_api_key_scopes, sandbox.api_key_scopes)
+    graph_permissions = rights("permissions", sandbox.set_graph_permissions, sandbox.graph_permissions)
+
     for method, path, handler in (
         ("GET", "/_sandbox/info", info),
         ("GET", "/_sandbox/changes", changes),
@@ -144,6 +166,8 @@ def control_router(sandbox: Sandbox) -> Router:
         ("GET", "/_sandbox/mails", mails),
         ("POST", "/_sandbox/entra/members", entra_member),
         ("POST", "/_sandbox/seat-limits", seat_limit),
+        ("POST", "/_sandbox/api-key-scopes", api_key_scopes),
+        ("POST", "/_sandbox/graph-permissions", graph_permissions),
     ):
         router.add(method, path, CONTROL, handler)
     return router

@@ -17,7 +17,14 @@ from .cursor import InvalidCursor, decode_cursor, encode_cursor
 from .faults import Faults
 from .graph_batch import BatchRunner
 from .graph_common import (
+    DELETE_USERS,
     GRAPH_PREFIX,
+    GROUP_SUBSCRIPTIONS,
+    READ_MEMBERS,
+    READ_USERS,
+    SEND_MAIL,
+    WRITE_MEMBERS,
+    GraphPermissions,
     graph_base,
     graph_error,
     graph_json,
@@ -58,9 +65,11 @@ class GraphApi:
         application_id: str,
         url_validator: UrlValidator | None,
         seed: int,
+        permissions: GraphPermissions | None = None,
     ) -> None:
         self._org = org
         self._tokens = tokens
+        self.permissions = permissions or GraphPermissions()
         self.delta = GroupsDelta(org)
         self.subscriptions = Subscriptions(org, application_id=application_id, validator=url_validator)
         self.mailbox = Mailbox(org)
@@ -72,42 +81,54 @@ class GraphApi:
         self._add_routes(router, with_batch=True)
 
     def _add_routes(self, router: Router, *, with_batch: bool) -> None:
-        def add(method: str, template: str, handler: Handler, limited: bool = True) -> None:
-            router.add(method, GRAPH_PREFIX + template, GRAPH, self._guard(handler), rate_limited=limited)
+        def add(
+            method: str, template: str, handler: Handler, needs: tuple[str, ...], limited: bool = True
+        ) -> None:
+            guarded = self._guard(handler, needs)
+            router.add(method, GRAPH_PREFIX + template, GRAPH, guarded, rate_limited=limited)
 
         for segment in ("transitiveMembers", "members"):
-            add("GET", f"/groups/{{group_id}}/{segment}", self._members_handler(segment))
+            add("GET", f"/groups/{{group_id}}/{segment}", self._members_handler(segment), READ_MEMBERS)
             add(
                 "GET",
                 f"/groups/{{group_id}}/{segment}/microsoft.graph.user",
                 self._members_handler(f"{segment}/microsoft.graph.user"),
+                READ_MEMBERS,
             )
-        add("GET", "/groups/delta", self.delta.handle)  # before /groups/{id}
-        add("GET", "/groups/{group_id}", self.get_group)
-        add("POST", "/groups/{group_id}/members/$ref", self.add_member)
-        add("DELETE", "/groups/{group_id}/members/{object_id}/$ref", self.remove_member)
-        add("DELETE", "/groups/{group_id}/members/{object_id}", self.delete_member_object)
-        add("GET", "/users/{user_id}", self.get_user)
-        add("POST", "/users/{user_id}/sendMail", self.mailbox.send_mail)
-        add("POST", "/subscriptions", self.subscriptions.create)
-        add("GET", "/subscriptions", self.subscriptions.list)
-        add("GET", "/subscriptions/{subscription_id}", self.subscriptions.get)
-        add("PATCH", "/subscriptions/{subscription_id}", self.subscriptions.renew)
-        add("DELETE", "/subscriptions/{subscription_id}", self.subscriptions.delete)
-        add("POST", "/subscriptions/{subscription_id}/reauthorize", self.subscriptions.reauthorize)
+        add("GET", "/groups/delta", self.delta.handle, READ_MEMBERS)  # before /groups/{id}
+        add("GET", "/groups/{group_id}", self.get_group, READ_MEMBERS)
+        add("POST", "/groups/{group_id}/members/$ref", self.add_member, WRITE_MEMBERS)
+        add("DELETE", "/groups/{group_id}/members/{object_id}/$ref", self.remove_member, WRITE_MEMBERS)
+        add("DELETE", "/groups/{group_id}/members/{object_id}", self.delete_member_object, DELETE_USERS)
+        add("GET", "/users/{user_id}", self.get_user, READ_USERS)
+        add("POST", "/users/{user_id}/sendMail", self.mailbox.send_mail, SEND_MAIL)
+        subscriptions = self.subscriptions
+        add("POST", "/subscriptions", subscriptions.create, GROUP_SUBSCRIPTIONS)
+        add("GET", "/subscriptions", subscriptions.list, GROUP_SUBSCRIPTIONS)
+        add("GET", "/subscriptions/{subscription_id}", subscriptions.get, GROUP_SUBSCRIPTIONS)
+        add("PATCH", "/subscriptions/{subscription_id}", subscriptions.renew, GROUP_SUBSCRIPTIONS)
+        add("DELETE", "/subscriptions/{subscription_id}", subscriptions.delete, GROUP_SUBSCRIPTIONS)
+        add(
+            "POST",
+            "/subscriptions/{subscription_id}/reauthorize",
+            subscriptions.reauthorize,
+            GROUP_SUBSCRIPTIONS,
+        )
         if with_batch:
-            # Items are throttled one by one inside the batch, not the envelope.
-            add("POST", "/$batch", self._batch.handle, limited=False)
+            # Items are throttled one by one inside the batch, not the envelope, and each
+            # item is checked against the permissions on its own.
+            add("POST", "/$batch", self._batch.handle, (), limited=False)
 
-    def _guard(self, handler: Handler) -> Handler:
-        """Refuse requests without a valid sandbox token; stamp Graph's request ids."""
+    def _guard(self, handler: Handler, needs: tuple[str, ...]) -> Handler:
+        """Refuse requests without a valid sandbox token, or without a permission that lets
+        the app call the endpoint; stamp Graph's request ids."""
 
         def guarded(req: ApiRequest, **params: str) -> ApiResponse:
             state = self._tokens.check(req.bearer_token())
-            if state is TokenState.VALID:
-                response = handler(req, **params)
-            else:
+            if state is not TokenState.VALID:
                 response = graph_error(401, "InvalidAuthenticationToken", _TOKEN_MESSAGES[state])
+            else:
+                response = self.permissions.refusal(needs) or handler(req, **params)
             response.headers.setdefault("request-id", str(uuid.uuid4()))
             response.headers.setdefault(
                 "client-request-id", req.header("client-request-id") or str(uuid.uuid4())

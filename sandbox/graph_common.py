@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .model import EntraGroup, User
+from .rights import Rights
 from .routing import ApiRequest, ApiResponse
 from .timeutil import UTC
 
@@ -126,3 +127,41 @@ def query_string(params: Mapping[str, str | None]) -> str:
     return "&".join(
         f"{name}={quote(value, safe=',$')}" for name, value in params.items() if value is not None
     )
+
+
+# Application permissions that let an app call each endpoint, least privileged first, from
+# each API page's "Permissions" table on learn.microsoft.com/graph/api/…
+READ_MEMBERS = (  # group-list-transitivemembers, group-list-members, group-delta, group-get
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+)
+WRITE_MEMBERS = ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All")
+READ_USERS = ("User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All")
+DELETE_USERS = ("User.ReadWrite.All", "Directory.ReadWrite.All")  # what a member DELETE without /$ref needs
+SEND_MAIL = ("Mail.Send",)
+# subscription-post-subscriptions: a subscription on groups takes Group.Read.All; listing,
+# renewing and deleting take "the original permission required to create the subscription"
+# (subscription-list).
+GROUP_SUBSCRIPTIONS = ("Group.Read.All", "Group.ReadWrite.All")
+
+
+class GraphPermissions(Rights):
+    """The application permissions granted (with admin consent) to the sandbox's app.
+
+    ``None``, the default, grants every permission Seatwarden uses. Real Graph reads them from
+    the ``roles`` claim of a token, so a change there applies to tokens issued after it; the
+    sandbox applies a change to the next request.
+    """
+
+    def refusal(self, any_of: tuple[str, ...]) -> ApiResponse | None:
+        """Graph's 403 when none of ``any_of`` is granted (https://learn.microsoft.com/graph/errors)."""
+        granted = self.get()
+        if granted is None or not any_of or granted & set(any_of):
+            return None
+        return graph_error(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )

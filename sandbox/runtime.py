@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 from . import actions, events
 from .activity import AdvanceResult, simulate_days
 from .atlassian_api import AtlassianApi
-from .atlassian_common import atlassian_error
+from .atlassian_common import ApiKeyScopes, atlassian_error
 from .atlassian_events import render_event
 from .clock import Clock
 from .control import control_router
@@ -33,7 +34,7 @@ from .entra_api import EntraApi, aad_error
 from .faults import Faults
 from .generator import DEFAULT_PRODUCTS, generate_org
 from .graph_api import GraphApi
-from .graph_common import GRAPH_PREFIX, graph_error
+from .graph_common import GRAPH_PREFIX, GraphPermissions, graph_error
 from .graph_mail import Mail
 from .graph_subscriptions import Subscription
 from .model import Change, EntraMemberChange, OrgEvent
@@ -67,6 +68,8 @@ class SandboxConfig:
     validate_notification_urls: bool = False  # handshake on subscription create
     deliver_notifications: bool = False  # POST Graph notifications on Entra changes
     verbose: bool = False  # log every request to stderr
+    api_key_scopes: tuple[str, ...] | None = None  # None: a key without scopes
+    graph_permissions: tuple[str, ...] | None = None  # None: every permission Seatwarden uses
 
 
 def _atlassian_vendor() -> Vendor:
@@ -153,8 +156,13 @@ class Sandbox:
         self._client_cert = make_client_certificate(self._workdir, self.client_id)
         self._tokens = TokenStore()
 
+        self._api_key_scopes = ApiKeyScopes(config.api_key_scopes)
+        self._graph_permissions = GraphPermissions(config.graph_permissions)
         self._atlassian = AtlassianApi(
-            self.org, api_key=self.api_key, activity_in_search=config.activity_in_search
+            self.org,
+            api_key=self.api_key,
+            activity_in_search=config.activity_in_search,
+            scopes=self._api_key_scopes,
         )
         atlassian_router = Router()
         self._atlassian.register(atlassian_router)
@@ -168,6 +176,7 @@ class Sandbox:
             application_id=self.client_id,
             url_validator=validator,
             seed=config.seed,
+            permissions=self._graph_permissions,
         )
         microsoft_router = Router()
         EntraApi(
@@ -334,6 +343,26 @@ class Sandbox:
 
     def reset_counts(self) -> None:
         self._counter.reset()
+
+    def set_api_key_scopes(self, scopes: Iterable[str] | None) -> None:
+        """Make the org API key one with these scopes (``None``: a key without scopes).
+
+        A key with scopes gets 403 from endpoints whose scope it lacks, and from the writes,
+        which take only a key without scopes (sandbox/README.md, "API key scopes")."""
+        self._api_key_scopes.set(scopes)
+
+    def api_key_scopes(self) -> frozenset[str] | None:
+        return self._api_key_scopes.get()
+
+    def set_graph_permissions(self, permissions: Iterable[str] | None) -> None:
+        """Grant the app only these Graph application permissions (``None``: all it uses).
+
+        Graph answers 403 ``Authorization_RequestDenied`` to a call none of whose
+        permissions is granted."""
+        self._graph_permissions.set(permissions)
+
+    def graph_permissions(self) -> frozenset[str] | None:
+        return self._graph_permissions.get()
 
     def expire_tokens(self) -> None:
         """Expire every issued access token (clients must fetch a new one)."""

@@ -15,7 +15,7 @@ fields WIRE.md marks UNCONFIRMED are optional. A list field that was not returne
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -473,6 +473,7 @@ def map_atlassian_error(response: httpx.Response, ctx: CallContext) -> Atlassian
         return ScopeMissing(
             f"The API key may not make this call{says}.{needed} Set {ATLASSIAN_API_KEY_SETTING} to a "
             "key created by an organization admin with that scope, or to a key without scopes",
+            needed=ctx.hint,
             **kw,
         )
     if status == 404:
@@ -582,7 +583,7 @@ class AtlassianClient:
         account_ids: Iterable[str] | None = None,
         emails: Iterable[str] | None = None,
         limit: int = 100,
-    ) -> AsyncIterator[list[AtlassianUser]]:
+    ) -> AsyncGenerator[list[AtlassianUser], None]:
         """Yield pages of the org's users from ``POST …/users/search``, following ``links.next``.
 
         One read carries status, admin roles, groups and per-product activity (DESIGN.md,

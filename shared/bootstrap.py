@@ -7,7 +7,8 @@ setting when it cannot be.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,4 +95,28 @@ class App:
             certificate_thumbprint=s.entra_client_cert_thumbprint if pem else None,
         )
         tokens = token_provider(s.entra_authority_host, creds, self.verify)
-        return GraphClient(s.graph_api_base, tokens, log=self.request_log, verify=self.verify)
+        return GraphClient(
+            s.graph_api_base, tokens, log=self.request_log, verify=self.verify, pacer=self._graph_pacer()
+        )
+
+    def _graph_pacer(self) -> Any | None:
+        """The default pacing, with the sender mailbox's rate where SEATWARDEN_MAIL_PER_MINUTE sets it."""
+        rate = self.settings.mail_rate_per_minute
+        if rate is None:
+            return None
+        from shared.graph import MAIL
+        from shared.http import DEFAULT_RATES_PER_MINUTE, Pacer
+
+        return Pacer({**DEFAULT_RATES_PER_MINUTE, MAIL: rate})
+
+    @asynccontextmanager
+    async def clients(self) -> AsyncIterator[tuple[Any, Any | None]]:
+        """The Atlassian client and the Graph client (or None) for one piece of work, closed after."""
+        atlassian = self.atlassian()
+        graph = self.graph()
+        try:
+            yield atlassian, graph
+        finally:
+            await atlassian.aclose()
+            if graph is not None:
+                await graph.aclose()

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -229,7 +230,14 @@ class AuthenticationFailed(AtlassianError):
 
 
 class ScopeMissing(AtlassianError):
-    """403: the API key is valid but may not make this call (scope or admin right)."""
+    """403: the API key is valid but may not make this call (scope or admin right).
+
+    ``needed`` names what the call takes (a scope, or "a key without scopes"), where known.
+    """
+
+    def __init__(self, message: str, *, needed: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.needed = needed
 
 
 class NotCentralizedUserManagement(AtlassianError):
@@ -265,7 +273,14 @@ class GraphThrottled(GraphError):
 
 
 class GraphAuthError(GraphError):
-    """No usable token, or the app registration lacks a Graph application permission."""
+    """No usable token, or the app registration lacks a Graph application permission.
+
+    ``needed`` names the application permission a refused call (403) takes, where known.
+    """
+
+    def __init__(self, message: str, *, needed: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.needed = needed
 
 
 class GraphNotFound(GraphError):

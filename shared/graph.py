@@ -484,6 +484,7 @@ def graph_error(
         return GraphAuthError(
             f"The app registration ({ENTRA_CLIENT_ID_SETTING}) lacks{needed}, or admin consent for it{says}. "
             "Grant it in Entra > App registrations > API permissions and grant admin consent",
+            needed=hint,
             secrets=secrets,
             **kw,
         )
@@ -668,6 +669,35 @@ class GraphClient:
                     raise IncompleteRead(what, "a member without an id") from exc
                 users[user.id] = user
         return list(users.values())
+
+    async def count_transitive_members(self, group_id: str) -> int:
+        """How many users are in the group, directly or nested: one call, no paging.
+
+        ``GET /groups/{id}/transitiveMembers/microsoft.graph.user?$count=true`` with
+        ``ConsistencyLevel: eventual`` (an OData cast needs both) reads ``@odata.count``;
+        the count comes from an index that may lag recent changes slightly
+        (https://learn.microsoft.com/graph/api/group-list-transitivemembers).
+        """
+        what = f"Graph transitive member count of {group_id}"
+        data = await self._caller.send_json(
+            "GET",
+            self._url(
+                f"groups/{_id(group_id, 'group id')}/transitiveMembers/microsoft.graph.user"
+                "?$count=true&$top=1&$select=id"
+            ),
+            what=what,
+            endpoint_class=READ,
+            headers={"ConsistencyLevel": "eventual"},
+            hint=_READ_MEMBERS,
+        )
+        count = data.get("@odata.count") if isinstance(data, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise IncompleteRead(what, "the answer has no @odata.count")
+        return count
+
+    async def authenticate(self) -> None:
+        """Get a token now (msal caches it), so a credential problem shows before any call."""
+        await self._auth_headers()
 
     async def get_user(self, object_id: str) -> EntraUser | None:
         """One user by object id (``GET /users/{id}``), or None if Entra has no such user.

@@ -203,6 +203,13 @@ class RetryPolicy:
 #   GET /v1/orgs/{orgId}/events (JJS src/admin/api/events.ts, WIRE.md §6).
 # - atlassian.last_active: about 200 a minute has been reported for last-active-dates
 #   (DESIGN.md, "Activity data"); Atlassian publishes no number.
+# - graph.mail (`POST /users/{id}/sendMail`, shared.graph.MAIL): Exchange Online lets one
+#   mailbox send 30 messages a minute and 10,000 recipients a day (rolling 24 h)
+#   (https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#sending-limits-1;
+#   that it binds Graph's sendMail too: https://learn.microsoft.com/answers/questions/2258712/).
+#   Graph's own Outlook limits are looser: 10,000 requests per 10 minutes per app and
+#   mailbox, 4 concurrent requests per app (https://learn.microsoft.com/graph/throttling-limits,
+#   "Outlook service limits"). SEATWARDEN_MAIL_PER_MINUTE overrides it (shared.bootstrap).
 # Everything else on both vendors is undocumented as a number: Atlassian says only that
 # all admin API requests are rate limited
 # (https://developer.atlassian.com/cloud/admin/organization/rest/intro/), and Graph's
@@ -210,6 +217,7 @@ class RetryPolicy:
 DEFAULT_RATES_PER_MINUTE: Mapping[str, float] = {
     "atlassian.events": 10.0,
     "atlassian.last_active": 200.0,
+    "graph.mail": 30.0,
 }
 
 

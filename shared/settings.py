@@ -16,12 +16,23 @@ GRAPH_DEFAULT_BASE = "https://graph.microsoft.com/v1.0"
 ENTRA_DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 
 
+_DISABLED_PREFIX, _DISABLED_SUFFIX = "AzureWebJobs.", ".Disabled"
+
+
 class MissingSetting(RuntimeError):
     """A setting the running function needs is not set. The message names it."""
 
     def __init__(self, name: str, why: str):
         self.name = name
         super().__init__(f"app setting {name} is not set: {why}")
+
+
+class InvalidSetting(ValueError):
+    """A setting is set to something Seatwarden cannot use. The message names it and says why."""
+
+    def __init__(self, name: str, value: str, expected: str):
+        self.name = name
+        super().__init__(f"app setting {name} is {value!r}: {expected}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,18 @@ class Settings:
     graph_client_state: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
     mail_sender: str | None = None
+    #: Functions switched off with `AzureWebJobs.<FUNCTION_NAME>.Disabled` set to true
+    #: (https://learn.microsoft.com/azure/azure-functions/disable-function).
+    disabled_functions: frozenset[str] = frozenset()
+    #: Whom the self-service page tells people to ask (an address or a team's name).
+    help_contact: str | None = None
+    #: App Service authentication is in front of the app, so its X-MS-CLIENT-PRINCIPAL headers
+    #: can be trusted. The platform sets WEBSITE_AUTH_ENABLED; the Functions host itself reads
+    #: the principal only when it is true (Azure/azure-functions-host,
+    #: src/WebJobs.Script.WebHost/Security/Authentication/AuthenticationLevelHandler.cs).
+    easy_auth_enabled: bool = False
+    admin_mail: str | None = None
+    mail_per_minute: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +100,17 @@ class Settings:
             graph_client_state=get("GRAPH_CLIENT_STATE"),
             public_base_url=get("SEATWARDEN_PUBLIC_URL"),
             mail_sender=get("SEATWARDEN_MAIL_SENDER"),
+            disabled_functions=frozenset(
+                name[len(_DISABLED_PREFIX) : -len(_DISABLED_SUFFIX)]
+                for name, value in env.items()
+                if name.startswith(_DISABLED_PREFIX)
+                and name.endswith(_DISABLED_SUFFIX)
+                and value.strip().lower() in {"true", "1"}
+            ),
+            help_contact=get("SEATWARDEN_HELP_CONTACT"),
+            easy_auth_enabled=(get("WEBSITE_AUTH_ENABLED") or "").lower() == "true",
+            admin_mail=get("SEATWARDEN_ADMIN_MAIL"),
+            mail_per_minute=get("SEATWARDEN_MAIL_PER_MINUTE"),
         )
 
     def require(self, attribute: str, why: str) -> str:
@@ -85,6 +119,36 @@ class Settings:
         if not value:
             raise MissingSetting(_SETTING_NAMES.get(attribute, attribute.upper()), why)
         return str(value)
+
+    def function_disabled(self, name: str) -> bool:
+        """Whether the app setting `AzureWebJobs.<name>.Disabled` switches the function off."""
+        return name in self.disabled_functions
+
+    @property
+    def admin_addresses(self) -> tuple[str, ...]:
+        """SEATWARDEN_ADMIN_MAIL: the administrators' addresses, comma-separated; () when unset."""
+        found = tuple(a.strip() for a in (self.admin_mail or "").split(",") if a.strip())
+        for address in found:
+            if "@" not in address or any(c.isspace() for c in address):
+                raise InvalidSetting(
+                    "SEATWARDEN_ADMIN_MAIL", address, "each address must look like name@domain"
+                )
+        return found
+
+    @property
+    def mail_rate_per_minute(self) -> float | None:
+        """SEATWARDEN_MAIL_PER_MINUTE: how many mails a minute the sender mailbox may send."""
+        if self.mail_per_minute is None:
+            return None
+        try:
+            rate = float(self.mail_per_minute)
+        except ValueError:
+            rate = 0.0
+        if not rate > 0 or rate == float("inf"):
+            raise InvalidSetting(
+                "SEATWARDEN_MAIL_PER_MINUTE", self.mail_per_minute, "a number of mails per minute above 0"
+            )
+        return rate
 
     @property
     def graph_configured(self) -> bool:

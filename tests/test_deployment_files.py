@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.store import QUEUE_KINDS
+
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 FUNCTION_BICEP = INFRA / "modules" / "function.bicep"
@@ -28,8 +30,12 @@ FUNCTION_BICEP = INFRA / "modules" / "function.bicep"
 #    https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
 #  - APPLICATIONINSIGHTS_*: https://learn.microsoft.com/azure/azure-functions/configure-monitoring#enable-microsoft-entra-authentication
 #  - AZURE_CLIENT_ID: the user-assigned identity for azure-identity's DefaultAzureCredential.
+#  - MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: the sign-in app's client secret, read by App Service
+#    authentication (authsettingsV2 clientSecretSettingName),
+#    https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad
 HOST_SETTINGS = frozenset(
     {
+        "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET",
         "AzureWebJobsStorage__accountName",
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
@@ -93,7 +99,7 @@ FORBIDDEN_ROLES = {
 }
 
 TABLES = ("users", "runs", "results", "audit", "deliveries", "leases", "cursors", "subscriptions")
-QUEUES = ("seatwarden-actions", "seatwarden-lookups", "seatwarden-returns", "seatwarden-graph")
+QUEUES = tuple(f"seatwarden-{kind}" for kind in QUEUE_KINDS)
 
 
 def _json(name: str) -> dict:
@@ -272,7 +278,9 @@ def test_local_settings_example_runs_on_azurite_with_the_python_worker() -> None
 def test_local_settings_example_lists_every_setting_the_code_reads() -> None:
     values = _json("local.settings.json.example")["Values"]
     # Identity-based storage is for Azure; locally the connection string above is used.
-    expected = _names_read_by_code() - {"AzureWebJobsStorage__accountName"}
+    # WEBSITE_AUTH_ENABLED is set by the platform when App Service authentication is on; there is
+    # none locally, so the self-service page answers 503 there.
+    expected = _names_read_by_code() - {"AzureWebJobsStorage__accountName", "WEBSITE_AUTH_ENABLED"}
     missing = sorted(expected - set(values))
     assert not missing, f"add to local.settings.json.example (with a placeholder): {missing}"
 
@@ -370,6 +378,76 @@ def test_no_flex_deprecated_setting_and_no_storage_key_anywhere_in_infra() -> No
             assert not re.search(rf"\b{name}\s*:", code), f"{path.name} sets {name}"
         assert "listKeys(" not in code, f"{path.name} reads storage account keys"
         assert "AccountKey=" not in code, path.name
+
+
+# --- Bicep: App Service authentication --------------------------------------------------------
+
+
+def _auth_settings_block() -> str:
+    code = _strip_bicep_comments(FUNCTION_BICEP.read_text(encoding="utf-8"))
+    match = re.search(
+        r"^resource authSettings '([^']+)' = if \(signInEnabled\) \{\n(.*?)^\}", code, re.M | re.S
+    )
+    assert match, "function.bicep has no authsettingsV2 resource guarded by signInEnabled"
+    assert match.group(1).startswith("Microsoft.Web/sites/config@")
+    return match.group(2)
+
+
+def _excluded(path: str, patterns: list[str]) -> bool:
+    """App Service authentication's excludedPaths: exact, or a subtree with a trailing /*."""
+    return any(path == p or (p.endswith("/*") and path.startswith(p[:-1])) for p in patterns)
+
+
+def test_app_service_authentication_signs_people_in_with_entra_and_keeps_no_tokens() -> None:
+    block = _auth_settings_block()
+    assert "name: 'authsettingsV2'" in block
+    assert "requireAuthentication: true" in block
+    assert "unauthenticatedClientAction: 'RedirectToLoginPage'" in block
+    assert "requireHttps: true" in block
+    assert re.search(r"azureActiveDirectory: \{\s*enabled: true", block)
+    assert "clientId: signInClientId" in block
+    assert "openIdIssuer: '${environment().authentication.loginEndpoint}${entraTenantId}/v2.0'" in block
+    assert "clientSecretSettingName: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'" in block
+    assert re.search(r"tokenStore: \{\s*enabled: false", block)
+    secret = _bicep_app_settings()["MICROSOFT_PROVIDER_AUTHENTICATION_SECRET"]
+    assert secret == "'@Microsoft.KeyVault(SecretUri=${vaultReferenceUris.signInClientSecret})'"
+
+
+def test_sign_in_is_required_everywhere_but_on_the_routes_that_authenticate_themselves() -> None:
+    """Webhooks (signatures, clientState), the admin API (function keys) and the health probe
+    must stay reachable without an Entra sign-in; the self-service page must not."""
+    import azure.functions as func
+
+    import function_app
+    from sandbox.funcserver import registered
+
+    block = _auth_settings_block()
+    listed = re.search(r"excludedPaths: \[(.*?)\]", block, re.S)
+    assert listed, "authsettingsV2 lists no excludedPaths"
+    patterns = re.findall(r"'([^']+)'", listed.group(1))
+    routes = {}
+    for function in registered(function_app.app):
+        trigger = function.get_trigger()
+        if getattr(trigger, "route", None) is not None:
+            routes[f"/api/{trigger.route.strip('/')}"] = trigger.auth_level
+    assert "/api/relicense" in routes and "/api/webhooks/atlassian" in routes, routes
+    for path, level in routes.items():
+        if path == "/api/relicense":
+            assert not _excluded(path, patterns), "the self-service page must require sign-in"
+        else:
+            assert _excluded(path, patterns), f"{path} ({level}) would be sent to the Entra sign-in page"
+            assert level in (func.AuthLevel.ANONYMOUS, func.AuthLevel.FUNCTION, func.AuthLevel.ADMIN)
+
+
+def test_sign_in_is_off_until_a_sign_in_app_is_given() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["signInClientId"] == {"value": "${SEATWARDEN_SIGNIN_CLIENT_ID=}"}
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "param signInClientId string = ''" in main
+    assert "signInClientId: signInClientId" in main
+    code = FUNCTION_BICEP.read_text(encoding="utf-8")
+    assert "var signInEnabled = !empty(signInClientId)" in code
+    assert "var signInSettings = signInEnabled ? {" in code
 
 
 # --- Bicep: resources ---------------------------------------------------------------------------

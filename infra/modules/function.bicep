@@ -71,6 +71,14 @@ param tablePrefix string = ''
 @description('Sender mailbox for license warnings (SEATWARDEN_MAIL_SENDER). Empty: no mail.')
 param mailSender string = ''
 
+@description('Client ID of the Entra app registration people sign in with for the self-service page (GET /api/relicense). Empty: no App Service authentication, and the page answers 503.')
+param signInClientId string = ''
+
+@description('Whom the self-service page tells people to ask (SEATWARDEN_HELP_CONTACT): an address or a team name. Empty: "your Atlassian administrators".')
+param helpContact string = ''
+@description('Administrators who get the run summary (SEATWARDEN_ADMIN_MAIL), comma-separated. Empty: no summary.')
+param adminMail string = ''
+
 @description('NCRONTAB schedule of the nightly reconcile. Flex Consumption runs timers in UTC (WEBSITE_TIME_ZONE is not supported).')
 param reconcileSchedule string
 
@@ -92,6 +100,7 @@ param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
 var graphEnabled = !empty(entraClientId)
+var signInEnabled = !empty(signInClientId)
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -188,19 +197,88 @@ var graphSettings = graphEnabled ? {
   GRAPH_CLIENT_STATE: '@Microsoft.KeyVault(SecretUri=${vaultReferenceUris.graphClientState})'
 } : {}
 
+// App Service authentication reads the sign-in app's client secret from this setting
+// (registration.clientSecretSettingName below).
+var signInSettings = signInEnabled ? {
+  MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: '@Microsoft.KeyVault(SecretUri=${vaultReferenceUris.signInClientSecret})'
+} : {}
+
 // Optional settings: left out when empty, so the code's defaults apply.
 var optionalSettings = union(
   empty(seatwardenPolicy) ? {} : { SEATWARDEN_POLICY: seatwardenPolicy },
   empty(seatwardenPolicyFile) ? {} : { SEATWARDEN_POLICY_FILE: seatwardenPolicyFile },
   empty(tablePrefix) ? {} : { SEATWARDEN_TABLE_PREFIX: tablePrefix },
-  empty(mailSender) ? {} : { SEATWARDEN_MAIL_SENDER: mailSender }
+  empty(mailSender) ? {} : { SEATWARDEN_MAIL_SENDER: mailSender },
+  empty(helpContact) ? {} : { SEATWARDEN_HELP_CONTACT: helpContact }
+  empty(adminMail) ? {} : { SEATWARDEN_ADMIN_MAIL: adminMail }
 )
 // app-settings:end
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: app
   name: 'appsettings'
-  properties: union(hostSettings, seatwardenSettings, graphSettings, optionalSettings)
+  properties: union(hostSettings, seatwardenSettings, graphSettings, signInSettings, optionalSettings)
+}
+
+// App Service authentication ("Easy Auth") with Microsoft Entra ID, for the self-service page.
+// - Every path requires sign-in except those that authenticate themselves: the webhooks
+//   (Atlassian and Graph call them with a signature, an Authorization value or a clientState,
+//   never with an Entra sign-in), the admin API (function keys) and the health probe. New routes
+//   are protected by default. A trailing /* excludes a whole subtree (App Service product team,
+//   https://github.com/MicrosoftDocs/azure-docs/issues/86514). tests/test_deployment_files.py
+//   checks this list against the routes the app registers.
+// - The platform passes the signed-in person's claims in X-MS-CLIENT-PRINCIPAL, a header
+//   "external requests aren't allowed to set"
+//   (https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities);
+//   the function still refuses a request without one (401).
+// - With a client secret, sign-in uses the hybrid flow (a code and an ID token), not the implicit
+//   grant (https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad).
+//   The page needs the claims only, so no provider tokens are stored.
+// - Flex Consumption: its preview docs said EasyAuth was not supported and did not block
+//   unauthenticated callers (MicrosoftDocs/azure-docs, articles/azure-functions/flex-consumption-plan.md,
+//   2024). Check a deployment as the README says; the function fails closed either way.
+// https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (signInEnabled) {
+  parent: app
+  name: 'authsettingsV2'
+  // After the app settings: the client secret setting must exist, and two config writes to one
+  // site at once can conflict.
+  dependsOn: [
+    appSettings
+  ]
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: [
+        '/api/webhooks/*'
+        '/api/admin/*'
+        '/api/health'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: signInClientId
+          clientSecretSettingName: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'
+          openIdIssuer: '${environment().authentication.loginEndpoint}${entraTenantId}/v2.0'
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
 }
 
 output name string = app.name

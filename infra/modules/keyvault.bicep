@@ -44,6 +44,7 @@ var secretNames = {
   jiraWebhookSecret: 'jira-webhook-secret'
   auditWebhookAuthorization: 'atlassian-audit-webhook-authorization'
   graphClientState: 'graph-client-state'
+  signInClientSecret: 'sign-in-client-secret'
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -124,6 +125,16 @@ resource graphClientState 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+@onlyIfNotExists()
+resource signInClientSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: secretNames.signInClientSecret
+  properties: {
+    contentType: 'Client secret of the Entra app registration people sign in with for the self-service page. Set after deployment.'
+    value: 'unset-${guid(placeholderSeed, secretNames.signInClientSecret)}'
+  }
+}
+
 output id string = vault.id
 output name string = vault.name
 output uri string = vault.properties.vaultUri
@@ -135,5 +146,6 @@ output referenceUris object = {
   jiraWebhookSecret: '${vault.properties.vaultUri}secrets/${secretNames.jiraWebhookSecret}/'
   auditWebhookAuthorization: '${vault.properties.vaultUri}secrets/${secretNames.auditWebhookAuthorization}/'
   graphClientState: '${vault.properties.vaultUri}secrets/${secretNames.graphClientState}/'
+  signInClientSecret: '${vault.properties.vaultUri}secrets/${secretNames.signInClientSecret}/'
 }
 output entryNames object = secretNames

@@ -64,15 +64,13 @@ class EntraSync:
         """A member not seen at the last nightly read: match them by email, as the night does."""
         assert self.graph is not None
         user = await self.graph.get_user(object_id)
-        addresses = [a.lower() for a in (user.user_principal_name, user.mail) if a] if user else []
-        if not addresses:
+        if user is None:
             return None
-        async for page in self.atlassian.iter_user_pages(emails=addresses, expand=()):
-            for found in page:
-                if (found.email or "").lower() in addresses:
-                    self.storage.identities.record({object_id: found.account_id}, known={})
-                    return str(found.account_id)
-        return None
+        addresses = [user.user_principal_name or "", user.mail or ""]
+        account_id = await self.events.reader.account_by_email(addresses)
+        if account_id is not None:
+            self.storage.identities.record({object_id: account_id}, known={})
+        return account_id
 
     async def sync_group(self, policy: Policy, group_id: str) -> dict[str, Any]:
         """Apply what changed in one entitlement group since the stored delta link."""

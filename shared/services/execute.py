@@ -148,13 +148,16 @@ class Executor:
     async def apply(self, message: Mapping[str, Any]) -> str:
         """Apply one action message; returns the outcome recorded for it."""
         run_id, action = parse_action(message)
+        # A message may name who asked for it (the self-service route handing over to the
+        # queue); the audit entry then says so instead of naming this executor.
+        actor = str(message.get("actor") or self.actor)
         if self.storage.deliveries.seen("action", action.id):
             if self.storage.audit.has_action(action.id):
                 return "duplicate"
         now = await self.current(action.account_id)
         why_not = self._premise_gone(action, now)
         if why_not:
-            return self._finish(run_id, action, "skipped", why_not, [], [])
+            return self._finish(run_id, action, "skipped", why_not, [], [], actor)
         entra_id = message.get("entra_id")
         changed: list[Op] = []
         already: list[Op] = []
@@ -167,6 +170,7 @@ class Executor:
                     "listed in the IdP CSV export for an Entra admin to apply",
                     changed,
                     already,
+                    actor,
                 )
             if self._in_effect(op, now):
                 already.append(op)
@@ -175,22 +179,30 @@ class Executor:
                 await self._apply_op(op, action.account_id, entra_id)
             except SeatLimitReached:
                 return self._finish(
-                    run_id, action, "waiting", "no free seat: waits for one", changed, already
+                    run_id, action, "waiting", "no free seat: waits for one", changed, already, actor
                 )
             except (GroupIsSynced, NotFound) as exc:
-                return self._finish(run_id, action, "failed", str(exc), changed, already)
+                return self._finish(run_id, action, "failed", str(exc), changed, already, actor)
             changed.append(op)
-        return self._finish(run_id, action, "applied" if changed else "unchanged", "", changed, already)
+        outcome = "applied" if changed else "unchanged"
+        return self._finish(run_id, action, outcome, "", changed, already, actor)
 
     def _finish(
-        self, run_id: str, action: Action, outcome: str, detail: str, changed: list[Op], already: list[Op]
+        self,
+        run_id: str,
+        action: Action,
+        outcome: str,
+        detail: str,
+        changed: list[Op],
+        already: list[Op],
+        actor: str,
     ) -> str:
         today = self.clock().date()
         if changed or already:
             first = self.storage.deliveries.first_time("action", action.id)
             if first or not self.storage.audit.has_action(action.id):
                 self.storage.audit.append(
-                    actor=self.actor,
+                    actor=actor,
                     action=action.reason.value,
                     product=action.product,
                     account_id=action.account_id,

@@ -20,6 +20,7 @@ from shared.model import Plan, Snapshot
 from shared.rules import _Groups, plan_product
 from shared.safety import blast_radius
 from shared.services.snapshot import ReadResult, SnapshotReader, product_key
+from shared.services.warnings import enqueue_notices
 
 log = logging.getLogger("seatwarden.reconcile")
 
@@ -51,6 +52,8 @@ class ReconcileReport:
     outcomes: list[PolicyOutcome]
     read: dict[str, Any]
     pending_lookups: int = 0
+    #: What `shared.services.warnings.enqueue_notices` queued: warnings, batches, or why none.
+    notices: dict[str, Any] = field(default_factory=dict)
 
 
 def action_message(run_id: str, action: Any) -> dict[str, Any]:
@@ -148,12 +151,15 @@ class Reconciler:
         graph: Any | None,
         clock: Callable[[], datetime],
         holder: str = "reconcile",
+        mail: Any | None = None,
     ):
         self.storage = storage
         self.atlassian = atlassian
         self.graph = graph
         self.clock = clock
         self.holder = holder
+        #: `shared.services.warnings.MailSetup`; None: no warnings, no summary (said once in the log).
+        self.mail = mail
 
     async def run(
         self,
@@ -195,17 +201,7 @@ class Reconciler:
         try:
             if not mine:
                 return ReconcileReport(now, outcomes, {})
-            stored = {product_key(p.product): self.storage.users.all(product_key(p.product)) for p in mine}
-            from shared.services.entra_sync import delta_cursor
-
-            entra_groups = {p.entitlement.entra_group_id for p in mine if p.entitlement.entra_group_id}
-            reader = SnapshotReader(
-                self.atlassian,
-                self.graph,
-                stored,
-                delta_links={g: self.storage.cursors.get(delta_cursor(g)) for g in entra_groups},
-                identities=self.storage.identities.all() if entra_groups else {},
-            )
+            reader, stored = self.reader(mine)
             result = await reader.read(mine, now, do_lookups=lookups == "inline", progress=progress)
             # Webhooks from Entra name object ids only: remember whom each one is in Atlassian.
             self.storage.identities.record(
@@ -217,12 +213,40 @@ class Reconciler:
                 outcomes.append(self._one(policy, result, stored, now, mode, enqueue))
             self._save_calls([o.run_id for o in outcomes if o.run_id])
             # Only now, with tonight's entitlement written to state, do the links move on.
+            from shared.services.entra_sync import delta_cursor
+
             for group_id, link in reader.new_delta_links.items():
                 self.storage.cursors.set(delta_cursor(group_id), link)
-            return ReconcileReport(now, outcomes, result.stats.to_dict(), len(result.pending_lookups))
+            notices = (
+                enqueue_notices(self.storage, self.mail, self.graph, mine, outcomes, stored, now)
+                if enqueue
+                else {}
+            )
+            return ReconcileReport(
+                now, outcomes, result.stats.to_dict(), len(result.pending_lookups), notices
+            )
         finally:
             for lease in leases.values():
                 self.storage.leases.release(lease)
+
+    def reader(self, policies: list[Policy]) -> tuple[SnapshotReader, dict[str, dict[str, Any]]]:
+        """A snapshot reader for `policies` over the stored state, and that state by product.
+
+        Entra entitlement comes from the stored delta links; the caller decides whether the
+        links move on (`new_delta_links`), as the nightly run does once state is written.
+        """
+        from shared.services.entra_sync import delta_cursor
+
+        stored = {product_key(p.product): self.storage.users.all(product_key(p.product)) for p in policies}
+        entra_groups = {p.entitlement.entra_group_id for p in policies if p.entitlement.entra_group_id}
+        reader = SnapshotReader(
+            self.atlassian,
+            self.graph,
+            stored,
+            delta_links={g: self.storage.cursors.get(delta_cursor(g)) for g in entra_groups},
+            identities=self.storage.identities.all() if entra_groups else {},
+        )
+        return reader, stored
 
     def _save_calls(self, run_ids: list[str]) -> None:
         """Keep this reconcile's outbound calls with its runs, for `seatwarden diagnose`."""

@@ -57,6 +57,20 @@ class PeopleReader:
         _groups_cache[key] = (time.monotonic(), groups)
         return groups
 
+    async def account_by_email(self, addresses: Iterable[str]) -> str | None:
+        """The account whose Atlassian email is one of `addresses`, matched as the night does.
+
+        One users search filtered by email; None when no account has any of them.
+        """
+        wanted = [a.lower() for a in addresses if a]
+        if not wanted:
+            return None
+        async for page in self.atlassian.iter_user_pages(emails=wanted, expand=()):
+            for found in page:
+                if (found.email or "").lower() in wanted:
+                    return str(found.account_id)
+        return None
+
     async def snapshot(
         self,
         account_ids: Iterable[str],
@@ -134,9 +148,24 @@ class EventService:
         self.executor = Executor(storage, atlassian, graph, clock, actor="events")
 
     async def _execute(self, actions: Iterable[Action]) -> list[dict[str, Any]]:
+        """Apply each action, except under a policy in `report` mode: that one only reports.
+
+        A new policy starts in report mode (DESIGN.md, "Safety"): events between nights must not
+        change what the nightly run is not yet allowed to change.
+        """
+        reporting = {p.name for p in self.policies if p.mode == "report"}
         done = []
         for action in actions:
-            outcome = await self.executor.apply(action_message("", action))
+            if action.policy in reporting:
+                log.info(
+                    "policy %s is in report mode: %s for %s not applied",
+                    action.policy,
+                    action.reason.value,
+                    action.account_id,
+                )
+                outcome = "report"
+            else:
+                outcome = await self.executor.apply(action_message("", action))
             done.append({"policy": action.policy, "reason": action.reason.value, "outcome": outcome})
         return done
 

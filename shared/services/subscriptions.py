@@ -24,6 +24,13 @@ REQUESTED_LIFETIME = MAX_LIFETIME - timedelta(hours=1)
 RENEW_WITHIN = timedelta(days=1)
 
 
+def notification_urls(public_url: str) -> tuple[str, str]:
+    """Where Graph sends change notifications and lifecycle events for a deployment at
+    `public_url` (SEATWARDEN_PUBLIC_URL): the graph_webhook functions' routes."""
+    base = public_url.rstrip("/")
+    return f"{base}/api/webhooks/graph", f"{base}/api/webhooks/graph/lifecycle"
+
+
 class SubscriptionKeeper:
     def __init__(
         self,
@@ -55,10 +62,11 @@ class SubscriptionKeeper:
                 if self.storage.cursors.get(delta_cursor(group_id)) is None:
                     baseline = await self.graph.group_delta([group_id], None)
                     self.storage.cursors.set(delta_cursor(group_id), baseline.delta_link)
+                notification_url, lifecycle_url = notification_urls(self.public_url)
                 created = await self.graph.create_subscription(
                     resource=resource,
-                    notification_url=f"{self.public_url}/api/webhooks/graph",
-                    lifecycle_url=f"{self.public_url}/api/webhooks/graph/lifecycle",
+                    notification_url=notification_url,
+                    lifecycle_url=lifecycle_url,
                     client_state=self.client_state,
                     expires=now + REQUESTED_LIFETIME,
                 )

@@ -17,7 +17,7 @@ error leaves as a `StorageError` (see `shared.store.errors`).
     storage.cursors    CursorRepo      cursors
     storage.identities IdentityRepo    cursors: Entra object id -> account id
     storage.subscriptions SubscriptionRepo subscriptions
-    storage.queues     Queues          actions, lookups, returns, graph (+ -poison)
+    storage.queues     Queues          actions, lookups, returns, graph, warnings (+ -poison)
 """
 
 from shared.store.audit import GENESIS_HASH, AuditEntry, AuditLog, VerifyReport

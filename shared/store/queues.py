@@ -1,4 +1,4 @@
-"""The work queues: actions, lookups, returns, graph; each with its `<queue>-poison` twin.
+"""The work queues: actions, lookups, returns, graph, previews, warnings; each with a `-poison` twin.
 
 Messages are JSON, base64-encoded: the Functions queue trigger expects base64 by default
 (`host.json` ``extensions.queues.messageEncoding``, default ``base64``:
@@ -25,7 +25,7 @@ from azure.storage.queue import QueueClient, QueueMessage, TextBase64DecodePolic
 from shared.store.errors import EntityTooLarge, StorageError, mapped
 
 #: The queues Seatwarden uses, by the short name callers pass.
-QUEUE_KINDS = ("actions", "lookups", "returns", "graph")
+QUEUE_KINDS = ("actions", "lookups", "returns", "graph", "previews", "warnings")
 POISON_SUFFIX = "-poison"
 _BASE = "seatwarden-"
 #: 64 KiB per message, less base64's third.
@@ -89,6 +89,10 @@ class Queues:
     @property
     def graph(self) -> QueueClient:
         return self._clients["graph"]
+
+    @property
+    def warnings(self) -> QueueClient:
+        return self._clients["warnings"]
 
     def ensure(self) -> None:
         """Create every queue and its poison queue if missing."""

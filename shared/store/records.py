@@ -54,6 +54,23 @@ class DeliveryRepo:
                 return False
         return True
 
+    def forget(self, source: str, delivery_id: str) -> None:
+        """Undo a `first_time`, so the next one is first again: only for work known not done."""
+        with mapped(f"forget delivery {source}/{delivery_id}"):
+            try:
+                self._table.delete_entity(key(source), key(delivery_id))
+            except ResourceNotFoundError:
+                pass
+
+    def ids(self, source: str) -> list[str]:
+        """Every delivery id recorded for ``source`` (one partition query), in no particular order."""
+        query = f"PartitionKey eq {odata_string(key(source))}"
+        with mapped(f"list deliveries of {source}"):
+            return [
+                str(e.get("delivery_id") or e["RowKey"])
+                for e in self._table.query_entities(query, select=["RowKey", "delivery_id"])
+            ]
+
 
 _CURSOR_PARTITION = "cursor"
 #: A delta link is a URL of a few hundred characters; a property holds 32 K.

@@ -11,6 +11,7 @@ property may hold. `json_column` refuses anything larger rather than let the ser
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -101,8 +102,11 @@ class ResultRepo:
             except ResourceNotFoundError:
                 return None
 
-    def actions(self, run_id: str) -> list[Action]:
-        """The run's actions rebuilt as the rules made them (waiting decisions are not actions)."""
+    def actions(self, run_id: str, outcomes: Collection[str] | None = None) -> list[Action]:
+        """The run's actions rebuilt as the rules made them (waiting decisions are not actions).
+
+        With ``outcomes``, only the actions whose recorded outcome is one of them.
+        """
         return [
             Action(
                 id=str(row["action_id"]),
@@ -114,7 +118,7 @@ class ResultRepo:
                 facts=Facts.from_dict(row["facts"]),
             )
             for row in self.rows(run_id)
-            if row["action_id"]
+            if row["action_id"] and (outcomes is None or row["outcome"] in outcomes)
         ]
 
     def set_outcome(self, run_id: str, account_id: str, outcome: str, detail: str = "") -> str | None:

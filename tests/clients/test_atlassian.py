@@ -399,6 +399,7 @@ async def test_403_names_the_setting_and_the_scope(client: AtlassianClient, vend
         async for _ in client.iter_user_pages():
             pass
     assert "ATLASSIAN_API_KEY" in str(caught.value) and "read:directories:admin" in str(caught.value)
+    assert caught.value.needed == "read:directories:admin"
 
 
 async def test_a_refused_all_directories_selector_says_what_the_admin_must_do(

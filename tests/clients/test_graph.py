@@ -239,6 +239,29 @@ async def test_a_missing_permission_names_it(graph: GraphClient, vendor: Vendor)
     with pytest.raises(GraphAuthError) as caught:
         await graph.transitive_members("g1")
     assert "GroupMember.Read.All" in str(caught.value) and "ENTRA_CLIENT_ID" in str(caught.value)
+    assert caught.value.needed == "GroupMember.Read.All"
+
+
+async def test_a_member_count_is_one_call_with_the_eventual_consistency_header(
+    graph: GraphClient, vendor: Vendor
+) -> None:
+    vendor.on(
+        "GET",
+        "/v1.0/groups/g1/transitiveMembers/microsoft.graph.user",
+        httpx.Response(200, json={"@odata.count": 893, "value": [u("u1")]}),
+    )
+    assert await graph.count_transitive_members("g1") == 893
+    [request] = vendor.requests
+    assert request.headers["ConsistencyLevel"] == "eventual"
+    assert request.url.params["$count"] == "true" and request.url.params["$top"] == "1"
+
+
+async def test_a_member_count_without_odata_count_is_an_incomplete_read(
+    graph: GraphClient, vendor: Vendor
+) -> None:
+    vendor.on("GET", "/v1.0/groups/g1/transitiveMembers", httpx.Response(200, json={"value": []}))
+    with pytest.raises(IncompleteRead, match=r"@odata\.count"):
+        await graph.count_transitive_members("g1")
 
 
 async def test_group_delta_merges_repeated_pages_by_group(graph: GraphClient, vendor: Vendor) -> None:

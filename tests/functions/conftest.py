@@ -114,6 +114,11 @@ class World:
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
+    def entitled(self, product: str) -> set[str]:
+        """Account ids of the members of the product's Entra entitlement group."""
+        members = self.sb.org.entra_members(self.sb.org.entra_group_id(product))
+        return {u.account_id for u in self.sb.org.users if u.entra_object_id in members}
+
 
 def policies_with(sb: Any, **changes: Any) -> PolicyFile:
     """The demo policies with fields changed on every policy (e.g. mode, blast_radius)."""

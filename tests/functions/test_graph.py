@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from tests.functions.conftest import World
+from tests.functions.conftest import World, policies_with
 
 PRODUCT = "confluence"  # the one demo policy entitled from an Entra group
 
@@ -47,8 +45,7 @@ def test_a_new_entra_member_ends_licensed_with_one_audit_entry(world: World) -> 
     )
     assert sb.entra_add_member(gid, newcomer.entra_object_id)
     notify(world, gid)
-    if not sb.org.is_licensed(newcomer.account_id, PRODUCT):
-        pytest.xfail("a new Entra member is not yet mapped to an Atlassian account (the lead is fixing it)")
+    assert sb.org.is_licensed(newcomer.account_id, PRODUCT)
     assert len(world.audit_for(newcomer.account_id)) == 1
 
 
@@ -80,3 +77,39 @@ def test_a_person_who_left_and_rejoined_the_entra_group_ends_licensed_with_one_a
     rejoined = [e for e in world.audit_for(person.account_id) if e.seq not in {x.seq for x in left}]
     assert len(rejoined) == 1
     assert rejoined[0].action in ("GRANT", "RELICENSE", "RETURNED")
+
+
+def test_under_a_report_mode_policy_entra_changes_and_return_events_change_nothing(world: World) -> None:
+    sb = world.sb
+    world.nightly()
+    world.drain("actions")
+    world.subscribe()
+    world.set_policies(policies_with(sb, mode="report"))
+    gid = sb.org.entra_group_id(PRODUCT)
+    leaver = next(
+        u
+        for u in sb.org.users
+        if u.entra_object_id in sb.org.entra_members(gid)
+        and sb.org.is_licensed(u.account_id, PRODUCT)
+        and eligible(world, u.account_id)
+    )
+    returning = sorted(sb.org.members(f"{PRODUCT}-unlicensed-users") & world.entitled(PRODUCT))[0]
+    changes = len(sb.changes())
+
+    assert sb.entra_remove_member(gid, leaver.entra_object_id)
+    notify(world, gid)
+    delivery = sb.send_jira_webhook(
+        world.url("/api/webhooks/atlassian"),
+        "user_updated",
+        account_id=returning,
+        secret=world.env["JIRA_WEBHOOK_SECRET"],
+    )
+    assert delivery.status_code == 202
+    world.drain("returns")
+
+    assert sb.org.is_licensed(leaver.account_id, PRODUCT)
+    assert not sb.org.is_licensed(returning, PRODUCT)
+    assert [
+        c for c in sb.changes()[changes:] if c.system == "atlassian" and c.details.get("via") != "scim"
+    ] == []
+    assert world.audit_for(leaver.account_id) == []

@@ -48,6 +48,7 @@ def test_the_app_indexes_with_no_settings_and_no_network() -> None:
             "graph_lifecycle_webhook",
             "handle_return",
             "handle_graph",
+            "send_warnings",
             "keep_subscriptions",
             "poll_org_events",
             "list_runs",
@@ -55,6 +56,7 @@ def test_the_app_indexes_with_no_settings_and_no_network() -> None:
             "approve_run",
             "idp_csv",
             "audit",
+            "relicense",
             "report",
         ]
     )

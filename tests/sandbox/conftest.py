@@ -7,7 +7,6 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,26 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from sandbox import Sandbox, SandboxConfig
+from sandbox import Sandbox
+from tests.conftest import SANDBOX_START
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def start_sandbox() -> Iterator[Callable[..., Sandbox]]:
-    """Start sandboxes with config overrides; all are stopped after the test."""
-    started: list[Sandbox] = []
-
-    def start(**overrides: Any) -> Sandbox:
-        options: dict[str, Any] = {"users": 200, "seed": 7, "start": START}
-        options.update(overrides)
-        sandbox = Sandbox.start(SandboxConfig(**options))
-        started.append(sandbox)
-        return sandbox
-
-    yield start
-    for sandbox in started:
-        sandbox.stop()
+START = SANDBOX_START  # the sandbox fixtures' clock start (start_sandbox is in tests/conftest.py)
 
 
 @pytest.fixture

@@ -24,6 +24,17 @@ def test_a_delivery_is_first_time_once_and_seen_after(storage: Storage) -> None:
     assert storage.deliveries.first_time("audit-webhook", "d-1")  # sources do not mix
 
 
+def test_a_forgotten_delivery_is_first_time_again_and_a_source_lists_its_ids(storage: Storage) -> None:
+    assert storage.deliveries.first_time("warning", "confluence|712020:a|2026-03-09")
+    assert storage.deliveries.first_time("warning", "jira/b")
+    assert storage.deliveries.first_time("other", "c")
+    assert sorted(storage.deliveries.ids("warning")) == ["confluence|712020:a|2026-03-09", "jira/b"]
+    storage.deliveries.forget("warning", "jira/b")
+    storage.deliveries.forget("warning", "never-recorded")  # nothing to forget is fine
+    assert storage.deliveries.ids("warning") == ["confluence|712020:a|2026-03-09"]
+    assert storage.deliveries.first_time("warning", "jira/b")
+
+
 def test_delivery_ids_with_slashes_hashes_and_control_characters_work(storage: Storage) -> None:
     for odd in ("a/b", "x#y", "q?r", "back\\slash", "tab\tnewline\n", "50%", "~h~looks-hashed"):
         assert storage.deliveries.first_time("jira", odd), odd
