@@ -443,7 +443,7 @@ def _policy_section(policy: PolicyReport, data: ReportData) -> str:
     idle_note = (
         f"Bars past {policy.inactive_after_days} days are people the rules take the license from "
         f"(after the threshold plus {ACTIVITY_LAG_DAYS} day of reporting lag; people never active get "
-        "their grace days first)."
+        "their grace days first), unless they are excluded or admins, who keep it."
     )
     if policy.idle_unknown:
         idle_note += f" {_n(policy.idle_unknown)} licensed people have no known activity yet (not shown)."
