@@ -18,6 +18,7 @@ from datetime import date, datetime
 from shared.model import Reason
 from shared.rules import ACTIVITY_LAG_DAYS
 from shared.services.report import PolicyReport, ReportData, RunPoint
+from shared.services.warnings import product_name
 
 #: How many people the "due next" table lists; the total is always given.
 DUE_ROWS = 50
@@ -28,22 +29,6 @@ DUE_ROWS = 50
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 )
-
-PRODUCT_NAMES = {
-    "confluence": "Confluence",
-    "jira-software": "Jira",
-    "jira-servicedesk": "Jira Service Management",
-    "jira-service-desk": "Jira Service Management",
-    "jira-core": "Jira Work Management",
-    "jira-product-discovery": "Jira Product Discovery",
-    "bitbucket": "Bitbucket",
-    "statuspage": "Statuspage",
-    "opsgenie": "Opsgenie",
-    "compass": "Compass",
-    "loom": "Loom",
-    "trello": "Trello",
-    "atlas": "Atlas",
-}
 
 #: Reasons in the order the legend and the stacks show them, with what each means.
 REASONS: tuple[tuple[Reason, str, str], ...] = (
@@ -76,10 +61,6 @@ def _day(value: date | datetime) -> str:
 
 def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def product_name(product: str) -> str:
-    return PRODUCT_NAMES.get(product, product)
 
 
 # ---- charts ---------------------------------------------------------------------------------
