@@ -1,5 +1,5 @@
 """The admin HTTP API, behind function keys: plan previews, runs, per-user results, approvals,
-exports, audit; and the queue function that makes a requested preview."""
+exports, audit, the HTML report; and the queue function that makes a requested preview."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import azure.functions as func
 
 from functions._common import error_response, json_response, with_clients
 from shared.bootstrap import App
+from shared.report import CONTENT_SECURITY_POLICY, render_report
 from shared.services.admin import AdminService, NotApprovable
 from shared.services.execute import BadMessage
+from shared.services.report import UnknownPolicy, build_report
 from shared.store import RunNotFound
 
 bp = func.Blueprint()
@@ -154,3 +156,25 @@ def audit(req: func.HttpRequest) -> func.HttpResponse:
         account_id=req.params.get("account"), action=req.params.get("action"), limit=500
     )
     return json_response([e.to_dict() for e in entries])
+
+
+@bp.route(route="admin/report", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def report(req: func.HttpRequest) -> func.HttpResponse:
+    """The HTML report, of every policy or of `?policy=NAME`."""
+    app = App.from_env()
+    try:
+        data = build_report(app.storage, app.policies, app.clock(), policy=req.params.get("policy"))
+    except UnknownPolicy as exc:
+        return error_response(404, str(exc))
+    return func.HttpResponse(
+        render_report(data),
+        status_code=200,
+        mimetype="text/html",
+        charset="utf-8",
+        # The page loads nothing; the header says so to browsers that get it from here.
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )

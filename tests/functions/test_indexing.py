@@ -57,5 +57,6 @@ def test_the_app_indexes_with_no_settings_and_no_network() -> None:
             "idp_csv",
             "audit",
             "relicense",
+            "report",
         ]
     )
