@@ -326,15 +326,19 @@ def _held_section(data: ReportData) -> str:
         f"{_e(f', {_n(run.limit)} allowed' if run.limit is not None else '')}</p>"
         f'<p class="why">{_e(run.verdict_why or "over the blast radius")}</p>'
         + (
-            '<p class="superseded-note">Superseded: a newer run has planned since. Approving this one '
-            "still applies its older plan (the executor re-checks each person first).</p>"
+            '<p class="superseded-note">Superseded: a newer run has planned since, so this older '
+            "plan can no longer be approved; review the newer one.</p>"
             if p.superseded(run)
             else ""
         )
         + "</div>"
-        f'<div class="held-how"><p class="sub">run <code>{_e(run.run_id)}</code>; to apply it:</p>'
-        f"<code>seatwarden approve {_e(run.run_id)}</code>"
-        f"<code>POST /api/admin/runs/{_e(run.run_id)}/approve</code></div></li>"
+        + (
+            f'<div class="held-how"><p class="sub">run <code>{_e(run.run_id)}</code></p></div></li>'
+            if p.superseded(run)
+            else f'<div class="held-how"><p class="sub">run <code>{_e(run.run_id)}</code>; to apply it:</p>'
+            f"<code>seatwarden approve {_e(run.run_id)}</code>"
+            f"<code>POST /api/admin/runs/{_e(run.run_id)}/approve</code></div></li>"
+        )
         for p, run in held
     )
     heading = "Held runs: waiting for approval" if data.awaiting_approval else "Held runs"

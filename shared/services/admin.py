@@ -54,10 +54,20 @@ class AdminService:
         run = self.run(run_id)
         if run.status != "held":
             raise NotApprovable(f"run {run_id} is {run.status}, not held")
+        self._not_superseded(run)
         actions = self.storage.results.actions(run_id)
         self.storage.queues.send_many("actions", [action_message(run_id, a) for a in actions])
         self._start_applying(run, approver, len(actions), approved=True)
         return len(actions)
+
+    def _not_superseded(self, run: Any) -> None:
+        """A plan with a newer plan of the same policy after it is stale: refuse to release it."""
+        newest = self.storage.runs.list(policy=run.policy, limit=1)
+        if newest and newest[0].run_id != run.run_id:
+            raise NotApprovable(
+                f"run {run.run_id} was superseded by run {newest[0].run_id} ({newest[0].status}): "
+                f"review and release that one, or plan again"
+            )
 
     def _start_applying(self, run: Any, actor: str, actions: int, *, approved: bool) -> None:
         self.storage.runs.set_status(run.run_id, "applying" if actions else "done")
@@ -90,6 +100,8 @@ class AdminService:
                 f"run {run_id} is over the blast radius ({run.verdict.get('why', '')}): "
                 f"approve it to apply it"
             )
+        if run.status != "applying":
+            self._not_superseded(run)
         age = self.clock() - run.started_at
         if age > MAX_PLAN_AGE:
             raise NotApprovable(

@@ -205,3 +205,32 @@ def test_audit_lists_the_trail_by_person_action_and_day(shell: Shell) -> None:
     bad = shell.seatwarden("audit", "--since", "yesterday")
     assert bad.exit_code == 2
     assert "YYYY-MM-DD" in bad.output
+
+
+def test_a_plan_superseded_by_a_newer_plan_is_neither_approved_nor_applied(shell: Shell) -> None:
+    _, first = shell.json("plan", "--policy", "confluence")
+    _, second = shell.json("plan", "--policy", "confluence")
+    stale, fresh = first["runs"][0]["run_id"], second["runs"][0]["run_id"]
+
+    refused = shell.seatwarden("apply", stale, "--yes")
+
+    assert refused.exit_code == 1
+    assert "superseded" in refused.output and fresh in refused.output.replace("\n", "")
+    assert shell.changes() == []
+
+
+def test_report_writes_the_html_report_of_the_runs_and_names_an_unknown_policy(
+    shell: Shell, tmp_path: Path
+) -> None:
+    _, planned = shell.json("plan")
+    out = tmp_path / "r" / "report.html"
+
+    written = shell.seatwarden("report", "--out", str(out))
+    unknown = shell.seatwarden("report", "--out", str(tmp_path / "x.html"), "--policy", "nope")
+
+    assert written.exit_code == 0, written.output
+    page = out.read_text(encoding="utf-8")
+    assert all(f">{run['policy']}<" in page for run in planned["runs"])
+    assert unknown.exit_code == 1
+    assert "nope" in unknown.output
+    assert not (tmp_path / "x.html").exists()
