@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -103,7 +104,13 @@ def licensed_count(sb: Any) -> int:
     return sum(sb.org.seats_used(p.key) for p in sb.org.products)
 
 
-def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = None) -> dict[str, Any]:
+def run_demo(
+    users: int,
+    seed: int,
+    say: Callable[[str], None],
+    progress: Any = None,
+    report_file: Path = Path("out/seatwarden-demo-report.html"),
+) -> dict[str, Any]:
     from sandbox import Sandbox, SandboxConfig
     from sandbox.azurite import running_azurite
     from sandbox.funcserver import serving
@@ -171,7 +178,7 @@ def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = 
             marked = sorted(
                 sb.org.members(confluence.marker_group) & sb.org.members(f"{'confluence'}-user-role")
             )
-            relicense_seconds = None
+            relicense_seconds, back, granted = None, False, False
             if marked:
                 person = marked[0]
                 started = time.monotonic()
@@ -207,11 +214,19 @@ def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = 
                     f"{base_url}/api/webhooks/graph", group_id=gid, client_state=env["GRAPH_CLIENT_STATE"]
                 )
                 drain(app, "graph", "handle_graph")
+                granted = sb.org.is_licensed(outsider.account_id, "confluence")
                 say(
                     f"Entra added {outsider.account_id} to the Confluence entitlement group: notification "
-                    f"{delivery.status_code}, licensed: "
-                    f"{sb.org.is_licensed(outsider.account_id, 'confluence')}"
+                    f"{delivery.status_code}, licensed: {granted}"
                 )
+
+            from shared.report import render_report
+            from shared.services.report import build_report
+
+            report_file.parent.mkdir(parents=True, exist_ok=True)
+            report_file.write_text(
+                render_report(build_report(app.storage, enforcing, app.clock())), encoding="utf-8"
+            )
 
             counts: dict[str, int] = {}
             for o in enforce.outcomes:
@@ -228,5 +243,8 @@ def run_demo(users: int, seed: int, say: Callable[[str], None], progress: Any = 
                 "warnings_sent": warned,
                 "audit_entries": verify.entries,
                 "audit_intact": verify.ok,
+                "relicensed": back,
                 "relicense_seconds": relicense_seconds,
+                "entra_granted": granted,
+                "report": str(report_file.resolve()),
             }

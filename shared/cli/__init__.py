@@ -14,7 +14,7 @@ import typer
 from shared.cli._common import EXIT_FAILED, EXIT_HELD, EXIT_OK, EXIT_USAGE, render
 from shared.cli.audit_cmd import app as audit_app
 from shared.cli.config_cmd import app as config_app
-from shared.cli.ops_cmd import demo, diagnose, sandbox_app
+from shared.cli.ops_cmd import demo, diagnose, report, sandbox_app
 from shared.cli.runs_cmd import apply, approve, export_app, plan, runs_app
 from shared.cli.users_cmd import users
 
@@ -33,6 +33,7 @@ app.command("plan")(plan)
 app.command("approve")(approve)
 app.command("apply")(apply)
 app.command("users")(users)
+app.command("report")(report)
 app.command("diagnose")(diagnose)
 app.command("demo")(demo)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +12,35 @@ import typer
 from shared.cli._common import EXIT_FAILED, EXIT_OK, err, failures_as_exit_codes, open_app, render
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="The local stand-ins for Atlassian and Microsoft.")
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def report(
+    out: Annotated[Path, typer.Option("--out", help="the HTML file")] = Path("seatwarden-report.html"),
+    policy: Annotated[str | None, typer.Option(help="one policy only")] = None,
+    runs: Annotated[int, typer.Option(min=1, max=200, help="runs per policy to chart")] = 30,
+) -> None:
+    """Write the HTML report: seats across runs, idle days, actions, held runs, saving, who is due next.
+
+    One self-contained file (no scripts, nothing loaded from elsewhere), the same page the admin
+    API serves at GET /api/admin/report.
+    """
+    from shared.report import render_report
+    from shared.services.report import UnknownPolicy, build_report
+
+    with failures_as_exit_codes():
+        app = open_app()
+        try:
+            data = build_report(app.storage, app.policies, app.clock(), policy=policy, runs_per_policy=runs)
+        except UnknownPolicy as exc:
+            err.print(f"[red]error:[/red] {exc.args[0]}")
+            raise typer.Exit(EXIT_FAILED) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(data), encoding="utf-8")
+    err.print(f"report written to {out.resolve()}")
+    raise typer.Exit(EXIT_OK)
 
 
 # -- diagnose ---------------------------------------------------------------------------------
@@ -70,8 +100,15 @@ def demo(
     users: Annotated[int, typer.Option(help="people in the generated org")] = 500,
     seed: Annotated[int, typer.Option(help="the same seed gives the same org")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON summary on stdout")] = False,
+    report_file: Annotated[
+        Path, typer.Option("--report", help="where to write the HTML report")
+    ] = Path("out/seatwarden-demo-report.html"),
 ) -> None:
-    """Azurite and the sandbox, a report run, an enforce run, a return and an Entra change."""
+    """Azurite and the sandbox, a dry run, an enforce run, a return, an Entra change, the report.
+
+    Exit 0 when the demo did what it shows: the audit trail intact, the returning person licensed
+    again and the new Entra member licensed.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from shared.demo import run_demo
@@ -89,7 +126,7 @@ def demo(
         disable=as_json,
     ) as bar:
         task = bar.add_task("applying actions", total=None)
-        summary = run_demo(users, seed, say, lambda done: bar.update(task, completed=done))
+        summary = run_demo(users, seed, say, lambda done: bar.update(task, completed=done), report_file)
     if as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
     else:
@@ -98,7 +135,9 @@ def demo(
             for k, v in summary.items()
         ]
         render(rows, ["what", "value"], "table", title="Seatwarden demo")
-    raise typer.Exit(EXIT_OK if summary.get("audit_intact") else EXIT_FAILED)
+        err.print(f"the report: {summary['report']}", highlight=False)
+    worked = summary["audit_intact"] and summary["relicensed"] and summary["entra_granted"]
+    raise typer.Exit(EXIT_OK if worked else EXIT_FAILED)
 
 
 # -- sandbox ----------------------------------------------------------------------------------
