@@ -129,7 +129,7 @@ class PolicyReport:
         return tuple(r for r in self.runs if r.status == "held")
 
     def superseded(self, run: RunPoint) -> bool:
-        """Whether a newer run has planned since `run`: approving it would apply an older plan."""
+        """Whether a newer run has planned since `run`: it can no longer be approved or applied."""
         return run.run_id != self.latest_planned
 
 
