@@ -586,7 +586,9 @@ class AtlassianClient:
         """Yield pages of the org's users from ``POST …/users/search``, following ``links.next``.
 
         One read carries status, admin roles, groups and per-product activity (DESIGN.md,
-        "Activity data"). An empty ``group_ids`` or ``account_ids`` yields nothing rather
+        "Activity data"). ``limit`` is 100 a page: Atlassian's default is 50 and it documents
+        no maximum; 100 is the only maximum found, a third party's (sandbox/atlassian_api.py,
+        ``USERS_MAX_LIMIT``), and a larger one would at best be capped. An empty ``group_ids`` or ``account_ids`` yields nothing rather
         than sending an empty filter the vendor might read as "no filter". Raises
         ``IncompleteRead`` when a page fails after retries, does not parse, or a cursor
         repeats.
