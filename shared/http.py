@@ -764,6 +764,9 @@ PASSTHROUGH_ERRORS: tuple[type[RemoteError], ...] = (
 )
 
 
+_TURNS_TO_SEND = 8
+
+
 async def iter_pages(
     fetch: Callable[[str | None], Awaitable[tuple[T, str | None]]],
     *,
@@ -814,6 +817,13 @@ async def iter_pages(
                 else:
                     seen.add(next_cursor)
                     pending = asyncio.ensure_future(fetch(next_cursor))
+                    # A task runs only when the loop gets a turn, and a caller busy with a
+                    # page gives it none: without these turns the request would leave only
+                    # once the caller is done. Through the pacer, httpx and httpcore to the
+                    # socket takes four turns (httpx 0.28, httpcore 1.0); eight for margin.
+                    # Fewer than needed costs overlap, never correctness.
+                    for _ in range(_TURNS_TO_SEND):
+                        await asyncio.sleep(0)
             yield page
             if stop is not None:
                 raise stop
