@@ -55,24 +55,20 @@ def test_dump_prints_an_org_file_the_loader_reads(capsys: pytest.CaptureFixture[
     assert len(load_org(path).users) == 5
 
 
-def test_serve_prints_env_lines_and_serves_until_stopped() -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "serve",
-            "--users",
-            "30",
-            "--seed",
-            "2",
-            "--org",
-            str(ROOT / "sandbox" / "examples" / "small-org.json"),
-        ],
+def serve(*options: str) -> subprocess.Popen[str]:
+    """``python -m sandbox serve`` with these options, its env lines on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def test_serve_prints_env_lines_and_serves_until_stopped() -> None:
+    process = serve(
+        "--users", "30", "--seed", "2", "--org", str(ROOT / "sandbox" / "examples" / "small-org.json")
     )
     try:
         assert process.stdout is not None
@@ -99,13 +95,7 @@ def test_serve_reports_a_bad_org_file(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_serve_with_a_frozen_clock_moves_time_only_when_advanced() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--users", "20", "--frozen-clock"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve("--users", "20", "--frozen-clock")
     try:
         assert process.stdout is not None
         env = {}
