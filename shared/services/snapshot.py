@@ -229,16 +229,18 @@ class SnapshotReader:
                     await lookups.cancel()
                     by_page = []
                 else:
-                    page_snapshot = Snapshot.build(
-                        now,
-                        page_people,
-                        groups,
-                        {g: members for g, members in page_members.items() if g in known},
-                    )
                     try:
+                        page_snapshot = Snapshot.build(
+                            now,
+                            page_people,
+                            groups,
+                            {g: members for g, members in page_members.items() if g in known},
+                        )
                         lookups.ask(sorted(self._lookups_needed(page_snapshot, by_page, today)))
                     except SnapshotError:
-                        by_page = []  # a policy names a missing group: the whole read says so below
+                        # A page the snapshot cannot hold, or a policy naming a missing group:
+                        # the whole read says which below; no more lookups begin early.
+                        by_page = []
             if progress:
                 progress("users", len(raw_people))
         stats.users = len(raw_people)

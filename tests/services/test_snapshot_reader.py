@@ -255,3 +255,13 @@ def test_a_read_failing_after_lookups_began_plans_nothing_and_stops_looking_up(
         assert app.storage.runs.list() == []  # no run, no plan
         assert app.storage.queues.peek_count("actions") == 0
         assert sb.changes() == []
+
+
+def test_a_policy_naming_a_missing_group_stops_the_read_before_any_lookup(lookup_org: Sandbox) -> None:
+    from shared.rules import UnknownGroup
+
+    data = mirror_policies().model_dump(mode="json")
+    data["policies"][0]["exclusions"] = {"groups": ["no-such-group"]}
+    with pytest.raises(UnknownGroup):
+        read(lookup_org, {}, parse_policy(data, "test"))
+    assert lookup_org.request_counts().get("last-active", 0) == 0
