@@ -331,10 +331,15 @@ def licensed_union(snapshot: Any, policies: list[Any]) -> set[str]:
 
 
 async def run_mode(
-    args: argparse.Namespace, mode: str, first_night_done: Any = None, measuring: Any = None
+    args: argparse.Namespace,
+    mode: str,
+    first_night_done: Any = None,
+    measuring: Any = None,
+    on_night: Any = None,
 ) -> dict[str, Any]:
     """One mode's nights. ``measuring`` (a lock and a barrier shared by the mode processes)
-    keeps the zero-latency page measurement of one mode from running beside another's."""
+    keeps the zero-latency page measurement of one mode from running beside another's;
+    ``on_night`` is handed each night's row as it is done."""
     from shared.model import Via
     from shared.rules import plan_product
     from shared.services.execute import state_after
@@ -449,6 +454,8 @@ async def run_mode(
                     "time_ratio_read_then_lookups": round(wall / sequential_bound, 4),
                 }
                 nights.append(row)
+                if on_night is not None:
+                    on_night(row)
                 say(
                     f"[{mode}] night {night:>2} {today}: calls {calls} / bound {bound} = {row['ratio']:.3f} "
                     f"(pages {stats.user_pages}+{group_pages}, lookups {stats.lookups_needed}, ops {ops}); "
@@ -546,11 +553,15 @@ def _mode_process(
         if wait_for is not None:
             wait_for.wait()
         if mode == "naive":
-            results.put((mode, asyncio.run(measure_naive(args))))
+            results.put(("done", mode, asyncio.run(measure_naive(args))))
         else:
-            results.put((mode, asyncio.run(run_mode(args, mode, done, measuring))))
+
+            def on_night(row: dict[str, Any]) -> None:
+                results.put(("night", mode, row))
+
+            results.put(("done", mode, asyncio.run(run_mode(args, mode, done, measuring, on_night))))
     except BaseException as exc:
-        results.put((mode, {"error": f"{type(exc).__name__}: {exc}"}))
+        results.put(("done", mode, {"error": f"{type(exc).__name__}: {exc}"}))
         if measuring is not None:
             measuring[1].abort()  # never leave the other modes waiting at the barrier
         raise
@@ -558,8 +569,9 @@ def _mode_process(
         done.set()  # never leave a waiter waiting
 
 
-def run_all(args: argparse.Namespace, modes: list[str]) -> dict[str, Any]:
-    """Each mode, and the naive night, in a process of its own, side by side."""
+def run_all(args: argparse.Namespace, modes: list[str], on_night: Any = None) -> dict[str, Any]:
+    """Each mode, and the naive night, in a process of its own, side by side; ``on_night``
+    is called with (mode, row) as each night is done."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     done = {name: context.Event() for name in [*modes, "naive"]}
@@ -578,9 +590,13 @@ def run_all(args: argparse.Namespace, modes: list[str]) -> dict[str, Any]:
     for process in processes:
         process.start()
     out: dict[str, Any] = {}
-    for _ in processes:
-        name, result = results.get()
-        out[name] = result
+    while len(out) < len(processes):
+        kind, name, result = results.get()
+        if kind == "night":
+            if on_night is not None:
+                on_night(name, result)
+        else:
+            out[name] = result
     for process in processes:
         process.join()
     failed = {name: r["error"] for name, r in out.items() if "error" in r}
@@ -649,7 +665,15 @@ def main(argv: list[str] | None = None) -> int:
         },
         "modes": {},
     }
-    results = run_all(args, modes)
+    partial: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+
+    def on_night(mode: str, row: dict[str, Any]) -> None:
+        """Keep what is done in results.json, so a run cut short still leaves its nights."""
+        partial[mode].append(row)
+        if args.write:
+            write_results({**out, "complete": False, "modes": {m: {"nights": n} for m, n in partial.items()}})
+
+    results = run_all(args, modes, on_night)
     out["modes"] = {mode: results[mode] for mode in modes}
     naive_night = results.get("naive")
     if naive_night is not None:
@@ -668,12 +692,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     say(json.dumps({"summaries": {k: v["summary"] for k, v in out["modes"].items()}}, indent=2))
     say(f"targets met: {out['targets_met']}; {out['seconds']} s in all")
+    out["complete"] = True
     if args.write:
-        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        data["nights"] = out
-        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+        write_results(out)
         say(f"written to {RESULTS}")
     return 0
+
+
+def write_results(nights: dict[str, Any]) -> None:
+    """Merge this benchmark's results into bench/results.json under "nights"."""
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data["nights"] = nights
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":
