@@ -1,18 +1,21 @@
 """Calls and wall time per night against their lower bounds, on the sandbox, in both activity modes.
 
-One sandbox org (3 products) per activity mode, at a stated latency, with the vendors' rate
-limits (``sandbox/ratelimit.py`` defaults) multiplied by ``--rate-scale`` so the run takes
-minutes; the client's ``Pacer`` is given the same scaled rates. The first night, then
-``--nights`` simulated nights (``sb.advance(days=1)``: activity moves day by day). Each night:
+One sandbox org (3 products) per activity mode, each served in its own process
+(``python -m sandbox serve``, driven over its ``/_sandbox`` controls) as the vendor is another
+machine, at a stated latency, with the vendors' rate limits (``sandbox/ratelimit.py``
+defaults) multiplied by ``--rate-scale`` so the run takes minutes; the client's ``Pacer`` is
+given the same scaled rates. The first night, then ``--nights`` simulated nights
+(``/_sandbox/advance``: activity moves day by day). Each night:
 
-1. ``SnapshotReader(client, None, stored).read(policies, now)``: the paged users read, the
-   groups search, and, in lookup mode (the users read carries no activity), the per-person
-   last-active lookups of people whose stored date no longer proves use (``needs_lookup``);
+1. ``SnapshotReader(client, None, stored).read(policies, now)``: the groups search, the paged
+   users read, and, in lookup mode (the users read carries no activity), the per-person
+   last-active lookups of people whose stored date no longer proves use (``needs_lookup``),
+   begun as each page arrives and paced to the endpoint's limit while the chain goes on;
 2. ``plan_product`` per policy (entitlement from the Atlassian mirror groups, so no Graph);
 3. the plan's operations applied by calling the client (``add_member``/``remove_member``/
    ``suspend``, each action's ops in order, actions concurrently);
 4. the stored state updated in memory: ``next_states`` as the reconciler writes it, then per
-   applied action what ``Executor._update_state`` writes. No Azurite: the vendor side is measured.
+   applied action what ``state_after`` writes. No Azurite: the vendor side is measured.
 
 Calls (the sandbox's own request counts) are compared with the lower bound
 
@@ -27,24 +30,41 @@ naive way needs no lookups either, so the factor is reported for lookup mode onl
 
 Wall time is compared with the bound that the serial cursor chain and the rate limits set.
 The plan needs the whole read (an incomplete read plans nothing) and the changes need the
-plan, so the changes follow the read; lookups are rate limited and could at best overlap the
-cursor chain:
+plan, so the changes follow the read; the lookups are rate limited and at best overlap the
+cursor chain, which is what the reader does:
 
-    chain       = (user_pages + group_pages) * page_seconds
+    chain        = (user_pages + group_pages) * page_seconds
     page_seconds = latency + the round trip of one users page at zero latency (measured warm)
-    time_bound  = max(chain, lookups_needed / r_lookup) + changes
-    changes     = max(ops_attempted / r_membership, longest_action_ops * latency)
+    time_bound   = max(chain, lookups_needed / r_lookup) + changes
+    changes      = max(ops_attempted / r_membership, longest_action_ops * latency)
 
-(an action's ops run in order, so its chain of ops is serial). ``time_bound_read_then_lookups``
-adds the chain and the lookups instead of overlapping them, which is what ``SnapshotReader``
-does (lookups start after the last page); both are recorded, the first is the target's.
+(an action's ops run in order, so its chain of ops is serial), with ``r_lookup`` = 200/min x
+rate_scale and ``r_membership`` = 600/min x rate_scale (per second). The bound leaves out the
+first page the lookups wait for and all of the client's own work (planning, state), so it is
+a little below what any client could reach. ``time_bound_read_then_lookups`` adds the chain
+and the lookups instead, the reader's old way (lookups after the last page), for comparison.
 
-with ``r_lookup`` = 200/min x rate_scale and ``r_membership`` = 600/min x rate_scale (per
-second). The naive night's time is measured once, by actually looking up every licensed
-person (after the last night, state untouched).
+The naive night's time is measured once, by actually looking up every licensed person of a
+fresh org in lookup mode (its own sandbox, after the lookup mode's first night).
+
+The modes and the naive night run side by side, each in its own process with its own
+sandbox process: their nights are chains of latency, not of CPU, and run one after the other
+they would take twice as long. The zero-latency page is measured by one mode at a time,
+before any night begins; the naive night waits for the lookup mode's first night, so it
+does not crowd that night's changes.
+
+The rate scale, 30 by default, is the highest at which this machine keeps up with the
+scaled limits: one client here sustains about 300 requests a second at 50 ms latency
+(httpx and httpcore cost about 2 ms of CPU a request, and httpcore's pool grows costly past
+some 20 connections), and the first night's changes (31,000 at 100,000 people) are paced at
+600/min x scale = 300 a second. At a higher scale they would be bound by this machine's CPU,
+not by the rate limit, and the first night could not meet its time target. What the scale
+leaves long is the lookup mode's first night: 84,000 lookups at 200/min x 30 = 100 a second,
+14 minutes. With 31 chains of 1,001 pages at about 60 ms, the whole run takes some 50
+minutes on two cores.
 
     python -m bench.nights_bench                                  # the issue's size
-    python -m bench.nights_bench --users 20000 --nights 10        # what fits in minutes here
+    python -m bench.nights_bench --users 20000 --nights 3         # a quick look
 
 Results are merged into bench/results.json under "nights", keeping other keys.
 Targets: calls <= 1.05 x bound every night; in lookup mode, steady-state nights (2+) at least
@@ -56,10 +76,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import multiprocessing
+import os
 import platform
+import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -68,7 +94,12 @@ TARGET_NAIVE_FACTOR = 30.0
 TARGET_TIME_RATIO = 1.2
 LOOKUP_PER_MINUTE = 200.0
 MEMBERSHIP_PER_MINUTE = 600.0
-PAGE_LIMIT = 100  # the users search's page size (SnapshotReader reads with the default)
+PAGE_LIMIT = 100  # the users search's page size (AtlassianClient.iter_user_pages)
+#: httpcore's pool grows costly past about 20 busy connections (each request scans them
+#: all), so the client is given no more in flight than the rates need.
+MAX_IN_FLIGHT = 24
+#: The client's token buckets hold this many requests (``client_for``).
+BURST = 4.0
 
 #: The sandbox's endpoint classes that Seatwarden's nightly work calls.
 ATLASSIAN_CLASSES = ("users-search", "groups", "memberships", "suspend-restore", "last-active")
@@ -78,53 +109,186 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def bench_policies(sb: Any) -> Any:
-    """`shared.demo.demo_policies`, but every product entitled from its Atlassian mirror group."""
-    from shared.config import parse_policy
-    from shared.demo import demo_policies
+class ServedSandbox:
+    """A sandbox in a process of its own, started with ``python -m sandbox serve``.
 
-    data = demo_policies(sb).model_dump(mode="json")
-    for policy in data["policies"]:
-        policy["entitlement"] = {"atlassian_group": f"{policy['product']}-user-role"}
-    return parse_policy(data, "bench policy")
+    The benchmark drives it as a test would drive a remote vendor: the clients see only its
+    base URL, and the bench moves its clock and reads its request counts over ``/_sandbox``.
+    """
+
+    def __init__(
+        self, *, users: int, seed: int, latency_ms: int, rate_scale: float, activity_in_search: bool
+    ) -> None:
+        import httpx
+
+        command = [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            f"--users={users}",
+            f"--seed={seed}",
+            f"--latency-ms={latency_ms}",
+            f"--rate-scale={rate_scale}",
+            "--frozen-clock",
+        ]
+        if not activity_in_search:
+            command.append("--no-activity-in-search")
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.env: dict[str, str] = {}
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            key, _, value = line.strip().partition("=")
+            self.env[key] = value
+            if key == "SANDBOX_CONTROL_URL":
+                break
+        else:
+            raise RuntimeError(f"the sandbox exited with {self._process.wait()} before serving")
+        self.atlassian_base = self.env["ATLASSIAN_API_BASE"]
+        self.org_id = self.env["ATLASSIAN_ORG_ID"]
+        self.api_key = self.env["ATLASSIAN_API_KEY"]
+        self._control = httpx.Client(base_url=self.env["SANDBOX_CONTROL_URL"], trust_env=False, timeout=300)
+
+    def __enter__(self) -> ServedSandbox:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self._control.request(method, path, json=body)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self._call("GET", "/info")["now"])
+
+    def advance(self, days: int) -> None:
+        self._call("POST", "/advance", {"days": days})
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._call("GET", "/counts"))
+
+    def reset_counts(self) -> None:
+        self._call("DELETE", "/counts")
+
+    def set_latency(self, ms: int) -> None:
+        self._call("POST", "/latency", {"ms": ms})
+
+    def cpu_seconds(self) -> float:
+        """CPU the sandbox process has used (user and system), from /proc (Linux)."""
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self._control.close()
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def bench_policies() -> Any:
+    """`shared.demo.demo_policies` for the sandbox's products, each entitled from its mirror group."""
+    from sandbox import DEFAULT_PRODUCTS
+    from shared.demo import product_policies
+
+    return product_policies(DEFAULT_PRODUCTS)
+
+
+def in_flight(rate_per_second: float, latency_ms: int) -> int:
+    """Requests in flight that keep up with a rate at this latency, with room for jitter."""
+    return max(4, math.ceil(rate_per_second * (latency_ms / 1000.0 + 0.01) * 1.5))
+
+
+def concurrency_for(args: argparse.Namespace) -> tuple[int, int, int]:
+    """(lookup workers, actions at once, the Pacer's bound) for the scaled rates."""
+    lookups = min(MAX_IN_FLIGHT, in_flight(LOOKUP_PER_MINUTE * args.rate_scale / 60.0, args.latency_ms))
+    actions = min(MAX_IN_FLIGHT, in_flight(MEMBERSHIP_PER_MINUTE * args.rate_scale / 60.0, args.latency_ms))
+    # The reader's lookups stay below the Pacer's bound, so a users page always finds a slot.
+    return lookups, actions, max(lookups, actions) + 2
+
+
+def client_for(sb: ServedSandbox, args: argparse.Namespace) -> Any:
+    from shared.atlassian import LAST_ACTIVE, MEMBERSHIP, USER_LIFECYCLE, AtlassianClient
+    from shared.http import Pacer
+
+    scale = args.rate_scale
+    pacer = Pacer(
+        {
+            LAST_ACTIVE: LOOKUP_PER_MINUTE * scale,
+            MEMBERSHIP: MEMBERSHIP_PER_MINUTE * scale,
+            USER_LIFECYCLE: MEMBERSHIP_PER_MINUTE * scale,
+        },
+        concurrency=concurrency_for(args)[2],
+        # A bucket of one loses the time a waiter wakes late (asyncio's timers are as coarse
+        # as a millisecond, a quarter of the gap at 250 a second): a few tokens of slack let
+        # the rate be reached on average, and over any span it is still never exceeded by
+        # more than them.
+        burst=BURST,
+    )
+    return AtlassianClient(sb.atlassian_base, sb.org_id, sb.api_key, pacer=pacer)
 
 
 async def apply_plans(client: Any, plans: list[Any], concurrency: int) -> dict[str, Any]:
-    """Apply every action's Atlassian ops in order; actions run concurrently."""
+    """Apply every action's Atlassian ops in order; ``concurrency`` actions at a time.
+
+    As the executor's queue-triggered invocations would: a few workers take the actions one
+    by one (not a task per action: 30,000 tasks at once cost this process more than the
+    calls), and the night's snapshot and plans, which the executor would not hold, are kept
+    out of the garbage collector's way (``gc.freeze``) while they run.
+    """
+    import gc
+
     from shared.errors import GroupIsSynced, NotFound, SeatLimitReached
     from shared.model import OpKind, Via
 
-    gate = asyncio.Semaphore(concurrency)
-    tally = {"ops": 0, "actions": 0, "waiting": 0, "failed": 0, "skipped_ops": 0}
+    tally: dict[str, Any] = {"ops": 0, "actions": 0, "waiting": 0, "failed": 0, "skipped_ops": 0}
     applied: list[tuple[Any, list[Any]]] = []
+    actions = iter([a for p in plans for a in p.actions])
+
+    async def worker() -> None:
+        for action in actions:
+            await one(action)
 
     async def one(action: Any) -> None:
         done: list[Any] = []
-        async with gate:
-            for op in action.ops:
-                if op.via is not Via.ATLASSIAN:
-                    tally["skipped_ops"] += 1
-                    continue
-                tally["ops"] += 1
-                try:
-                    if op.kind is OpKind.SUSPEND:
-                        await client.suspend(action.account_id)
-                    elif op.kind is OpKind.ADD:
-                        await client.add_member(op.group_id, action.account_id)
-                    else:
-                        await client.remove_member(op.group_id, action.account_id)
-                except SeatLimitReached:
-                    tally["waiting"] += 1
-                    break
-                except (GroupIsSynced, NotFound):
-                    tally["failed"] += 1
-                    break
-                done.append(op)
+        for op in action.ops:
+            if op.via is not Via.ATLASSIAN:
+                tally["skipped_ops"] += 1
+                continue
+            tally["ops"] += 1
+            try:
+                if op.kind is OpKind.SUSPEND:
+                    await client.suspend(action.account_id)
+                elif op.kind is OpKind.ADD:
+                    await client.add_member(op.group_id, action.account_id)
+                else:
+                    await client.remove_member(op.group_id, action.account_id)
+            except SeatLimitReached:
+                tally["waiting"] += 1
+                break
+            except (GroupIsSynced, NotFound):
+                tally["failed"] += 1
+                break
+            done.append(op)
         tally["actions"] += 1
         if done:
             applied.append((action, done))
 
-    await asyncio.gather(*(one(a) for p in plans for a in p.actions))
+    gc.freeze()
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        gc.unfreeze()
     tally["applied"] = applied
     return tally
 
@@ -133,13 +297,16 @@ def atlassian_calls(counts: dict[str, int]) -> dict[str, int]:
     return {k: counts.get(k, 0) for k in ATLASSIAN_CLASSES if counts.get(k, 0)}
 
 
-async def measure_page_seconds(sb: Any, client: Any, pages: int = 20) -> float:
-    """One users page's round trip at zero latency (server and client work), warm."""
-    latency = sb._traffic.latency_ms
+async def measure_page_seconds(sb: ServedSandbox, client: Any, latency_ms: int, pages: int = 50) -> float:
+    """One users page's round trip at zero latency (server and client work), warm: the best
+    of three runs of ``pages`` pages, after one whole read (the sandbox renders a person's
+    unchanging fields once, and the bound is meant to be the least a page can take)."""
     sb.set_latency(0)
     try:
+        async for _page in client.iter_user_pages():
+            pass
         samples = []
-        for _ in range(2):  # the first pass warms up
+        for _ in range(3):
             seen = 0
             started = time.perf_counter()
             async for _page in client.iter_user_pages():
@@ -147,16 +314,32 @@ async def measure_page_seconds(sb: Any, client: Any, pages: int = 20) -> float:
                 if seen >= pages:
                     break
             samples.append((time.perf_counter() - started) / max(1, seen))
-        return samples[-1]
+        return min(samples)
     finally:
-        sb.set_latency(latency)
+        sb.set_latency(latency_ms)
         sb.reset_counts()
 
 
-async def run_mode(args: argparse.Namespace, activity_in_search: bool) -> dict[str, Any]:
-    from sandbox import Sandbox, SandboxConfig
-    from shared.atlassian import LAST_ACTIVE, MEMBERSHIP, USER_LIFECYCLE, AtlassianClient
-    from shared.http import Pacer
+def licensed_union(snapshot: Any, policies: list[Any]) -> set[str]:
+    """Distinct people holding a license in at least one product (what a naive sweep looks up)."""
+    from shared.rules import _Groups
+
+    people: set[str] = set()
+    for policy in policies:
+        people |= _Groups(snapshot, policy).licensed
+    return people
+
+
+async def run_mode(
+    args: argparse.Namespace,
+    mode: str,
+    first_night_done: Any = None,
+    measuring: Any = None,
+    on_night: Any = None,
+) -> dict[str, Any]:
+    """One mode's nights. ``measuring`` (a lock and a barrier shared by the mode processes)
+    keeps the zero-latency page measurement of one mode from running beside another's;
+    ``on_night`` is handed each night's row as it is done."""
     from shared.model import Via
     from shared.rules import plan_product
     from shared.services.execute import state_after
@@ -164,48 +347,45 @@ async def run_mode(args: argparse.Namespace, activity_in_search: bool) -> dict[s
     from shared.services.snapshot import SnapshotReader, product_key
     from shared.store import UserState
 
-    mode = "activity_in_read" if activity_in_search else "lookups"
     scale = args.rate_scale
     r_lookup = LOOKUP_PER_MINUTE * scale / 60.0
     r_membership = MEMBERSHIP_PER_MINUTE * scale / 60.0
+    lookup_workers, action_concurrency, _ = concurrency_for(args)
     started = time.perf_counter()
-    config = SandboxConfig(
+    with ServedSandbox(
         users=args.users,
         seed=args.seed,
         latency_ms=args.latency_ms,
         rate_scale=scale,
-        activity_in_search=activity_in_search,
-        frozen_clock=True,
-    )
-    with Sandbox.start(config) as sb:
+        activity_in_search=mode == "activity_in_read",
+    ) as sb:
         say(f"[{mode}] sandbox with {args.users} people in {time.perf_counter() - started:.1f} s")
-        pacer = Pacer(
-            {
-                LAST_ACTIVE: LOOKUP_PER_MINUTE * scale,
-                MEMBERSHIP: MEMBERSHIP_PER_MINUTE * scale,
-                USER_LIFECYCLE: MEMBERSHIP_PER_MINUTE * scale,
-            },
-            concurrency=args.concurrency,
-        )
-        client = AtlassianClient(sb.atlassian_base, sb.org_id, sb.api_key, pacer=pacer)
-        policies = list(bench_policies(sb).policies)
+        client = client_for(sb, args)
+        policies = list(bench_policies().policies)
         stored: dict[str, dict[str, Any]] = {product_key(p.product): {} for p in policies}
-        page_seconds = await measure_page_seconds(sb, client)
+        if measuring is None:
+            page_seconds = await measure_page_seconds(sb, client, args.latency_ms)
+        else:
+            lock, barrier = measuring
+            with lock:
+                page_seconds = await measure_page_seconds(sb, client, args.latency_ms)
+            barrier.wait()  # every mode has measured: the nights begin together
         page_bound = args.latency_ms / 1000.0 + page_seconds
         say(f"[{mode}] users page at zero latency: {page_seconds * 1000:.1f} ms")
         nights: list[dict[str, Any]] = []
         try:
             for night in range(args.nights + 1):
                 sb.reset_counts()
-                now = sb.clock.now()
+                now = sb.now()
                 today = now.date()
+                cpu0, sandbox_cpu0 = time.process_time(), sb.cpu_seconds()
                 t0 = time.perf_counter()
-                reader = SnapshotReader(client, None, stored, lookup_concurrency=args.concurrency)
+                reader = SnapshotReader(client, None, stored, lookup_concurrency=lookup_workers)
                 result = await reader.read(policies, now)
                 t_read = time.perf_counter()
                 plans = [plan_product(result.snapshot, p, now) for p in policies]
                 t_plan = time.perf_counter()
-                tally = await apply_plans(client, plans, args.concurrency)
+                tally = await apply_plans(client, plans, action_concurrency)
                 t_apply = time.perf_counter()
                 for policy in policies:
                     product = product_key(policy.product)
@@ -225,7 +405,8 @@ async def run_mode(args: argparse.Namespace, activity_in_search: bool) -> dict[s
                     before = stored[product].get(action.account_id)
                     stored[product][action.account_id] = state_after(action, before, today)
                 t_end = time.perf_counter()
-                counts = atlassian_calls(sb.request_counts())
+                client_cpu, sandbox_cpu = time.process_time() - cpu0, sb.cpu_seconds() - sandbox_cpu0
+                counts = atlassian_calls(sb.counts())
                 calls = sum(counts.values())
                 stats = result.stats
                 group_pages = counts.get("groups", 0)
@@ -264,71 +445,68 @@ async def run_mode(args: argparse.Namespace, activity_in_search: bool) -> dict[s
                     "plan_seconds": round(t_plan - t_read, 3),
                     "apply_seconds": round(t_apply - t_plan, 3),
                     "state_seconds": round(t_end - t_apply, 3),
+                    "client_cpu_seconds": round(client_cpu, 2),
+                    "sandbox_cpu_seconds": round(sandbox_cpu, 2),
+                    "chain_bound": round(chain, 3),
                     "time_bound": round(time_bound, 3),
                     "time_ratio": round(wall / time_bound, 4),
                     "time_bound_read_then_lookups": round(sequential_bound, 3),
                     "time_ratio_read_then_lookups": round(wall / sequential_bound, 4),
                 }
                 nights.append(row)
+                if on_night is not None:
+                    on_night(row)
                 say(
                     f"[{mode}] night {night:>2} {today}: calls {calls} / bound {bound} = {row['ratio']:.3f} "
                     f"(pages {stats.user_pages}+{group_pages}, lookups {stats.lookups_needed}, ops {ops}); "
                     f"naive {naive} (x{row['naive_factor']}); wall {wall:.1f} s / bound {time_bound:.1f} s "
                     f"= {row['time_ratio']:.3f} [read {t_read - t0:.1f}, plan {t_plan - t_read:.1f}, "
-                    f"apply {t_apply - t_plan:.1f}, state {t_end - t_apply:.1f}]"
+                    f"apply {t_apply - t_plan:.1f}, state {t_end - t_apply:.1f}; "
+                    f"cpu client {client_cpu:.1f}, sandbox {sandbox_cpu:.1f}]"
                 )
-                adv = time.perf_counter()
+                if night == 0 and first_night_done is not None:
+                    first_night_done.set()
                 sb.advance(days=1)
-                say(f"[{mode}] advanced one day in {time.perf_counter() - adv:.1f} s")
-            naive_night = None
-            if not activity_in_search and args.naive_night:
-                naive_night = await measure_naive(sb, client, policies, stored, args, r_lookup, page_bound)
-                say(f"[{mode}] naive night: {naive_night}")
         finally:
             await client.aclose()
-        return summarize(mode, nights, naive_night, page_seconds, page_bound)
+    return summarize(mode, nights, page_seconds, page_bound)
 
 
-def licensed_union(snapshot: Any, policies: list[Any]) -> set[str]:
-    """Distinct people holding a license in at least one product (what a naive sweep looks up)."""
-    from shared.rules import _Groups
-
-    people: set[str] = set()
-    for policy in policies:
-        people |= _Groups(snapshot, policy).licensed
-    return people
-
-
-async def measure_naive(
-    sb: Any,
-    client: Any,
-    policies: list[Any],
-    stored: dict[str, dict[str, Any]],
-    args: argparse.Namespace,
-    r_lookup: float,
-    page_bound: float,
-) -> dict[str, Any]:
-    """One night the naive way: the users read, then every licensed person looked up."""
+async def measure_naive(args: argparse.Namespace) -> dict[str, Any]:
+    """One night the naive way, on a fresh org in lookup mode: the users read, then every
+    licensed person looked up (paced as Seatwarden's lookups are)."""
     from shared.services.snapshot import SnapshotReader
 
-    sb.reset_counts()
-    now = sb.clock.now()
-    t0 = time.perf_counter()
-    reader = SnapshotReader(client, None, stored, lookup_concurrency=args.concurrency)
-    result = await reader.read(policies, now, do_lookups=False)
-    t_read = time.perf_counter()
-    people = sorted(licensed_union(result.snapshot, policies))
-    gate = asyncio.Semaphore(args.concurrency)
+    r_lookup = LOOKUP_PER_MINUTE * args.rate_scale / 60.0
+    lookup_workers = concurrency_for(args)[0]
+    with ServedSandbox(
+        users=args.users,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        rate_scale=args.rate_scale,
+        activity_in_search=False,
+    ) as sb:
+        client = client_for(sb, args)
+        policies = list(bench_policies().policies)
+        try:
+            sb.reset_counts()
+            now = sb.now()
+            t0 = time.perf_counter()
+            result = await SnapshotReader(client, None, {}).read(policies, now, do_lookups=False)
+            t_read = time.perf_counter()
+            people = sorted(licensed_union(result.snapshot, policies))
+            gate = asyncio.Semaphore(lookup_workers)
 
-    async def one(account_id: str) -> None:
-        async with gate:
-            await client.last_active_dates(account_id)
+            async def one(account_id: str) -> None:
+                async with gate:
+                    await client.last_active_dates(account_id)
 
-    await asyncio.gather(*(one(a) for a in people))
-    t_end = time.perf_counter()
-    counts = atlassian_calls(sb.request_counts())
-    sb.reset_counts()
-    return {
+            await asyncio.gather(*(one(a) for a in people))
+            t_end = time.perf_counter()
+            counts = atlassian_calls(sb.counts())
+        finally:
+            await client.aclose()
+    naive = {
         "calls_without_changes": sum(counts.values()),
         "lookups": len(people),
         "read_seconds": round(t_read - t0, 3),
@@ -337,14 +515,12 @@ async def measure_naive(
         "lookup_time_bound": round(len(people) / r_lookup, 3),
         "at_unscaled_rate_hours": round(len(people) / (LOOKUP_PER_MINUTE / 60.0) / 3600, 2),
     }
+    say(f"[naive] night: {naive}")
+    return naive
 
 
 def summarize(
-    mode: str,
-    nights: list[dict[str, Any]],
-    naive_night: dict[str, Any] | None,
-    page_seconds: float,
-    page_bound: float,
+    mode: str, nights: list[dict[str, Any]], page_seconds: float, page_bound: float
 ) -> dict[str, Any]:
     steady = nights[1:]
     summary: dict[str, Any] = {
@@ -361,36 +537,96 @@ def summarize(
     if steady:
         summary["steady_mean_calls"] = round(sum(n["calls"] for n in steady) / len(steady), 1)
         summary["steady_mean_lookups"] = round(sum(n["lookups"] for n in steady) / len(steady), 1)
+        summary["steady_mean_wall_seconds"] = round(sum(n["wall_seconds"] for n in steady) / len(steady), 3)
         summary["steady_naive_factor"] = round(
             sum(n["naive_calls"] for n in steady) / sum(n["calls"] for n in steady), 2
         )
     if mode == "lookups":
         summary["naive_target_met"] = summary.get("steady_naive_factor", 0) >= TARGET_NAIVE_FACTOR
-        if naive_night is not None:
-            summary["naive_night"] = naive_night
-            if steady:
-                mean_wall = sum(n["wall_seconds"] for n in steady) / len(steady)
-                summary["steady_mean_wall_seconds"] = round(mean_wall, 3)
-                summary["naive_over_steady_wall"] = round(
-                    naive_night["wall_seconds_without_changes"] / mean_wall, 2
-                )
     return {"summary": summary, "nights": nights}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _mode_process(
+    args: argparse.Namespace, mode: str, done: Any, wait_for: Any, measuring: Any, results: Any
+) -> None:
+    try:
+        if wait_for is not None:
+            wait_for.wait()
+        if mode == "naive":
+            results.put(("done", mode, asyncio.run(measure_naive(args))))
+        else:
+
+            def on_night(row: dict[str, Any]) -> None:
+                results.put(("night", mode, row))
+
+            results.put(("done", mode, asyncio.run(run_mode(args, mode, done, measuring, on_night))))
+    except BaseException as exc:
+        results.put(("done", mode, {"error": f"{type(exc).__name__}: {exc}"}))
+        if measuring is not None:
+            measuring[1].abort()  # never leave the other modes waiting at the barrier
+        raise
+    finally:
+        done.set()  # never leave a waiter waiting
+
+
+def run_all(args: argparse.Namespace, modes: list[str], on_night: Any = None) -> dict[str, Any]:
+    """Each mode, and the naive night, in a process of its own, side by side; ``on_night``
+    is called with (mode, row) as each night is done."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    done = {name: context.Event() for name in [*modes, "naive"]}
+    jobs: list[tuple[str, Any]] = [(mode, None) for mode in modes]
+    if args.naive_night and "lookups" in modes:
+        jobs.append(("naive", done["lookups"]))
+    measuring = (context.Lock(), context.Barrier(len(modes)))
+    processes = [
+        context.Process(
+            target=_mode_process,
+            args=(args, name, done[name], wait_for, None if name == "naive" else measuring, results),
+            name=name,
+        )
+        for name, wait_for in jobs
+    ]
+    for process in processes:
+        process.start()
+    out: dict[str, Any] = {}
+    while len(out) < len(processes):
+        kind, name, result = results.get()
+        if kind == "night":
+            if on_night is not None:
+                on_night(name, result)
+        else:
+            out[name] = result
+    for process in processes:
+        process.join()
+    failed = {name: r["error"] for name, r in out.items() if "error" in r}
+    if failed:
+        raise RuntimeError(f"benchmark processes failed: {failed}")
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--nights", type=int, default=30, help="simulated nights after the first")
-    parser.add_argument("--rate-scale", type=float, default=50.0)
+    parser.add_argument("--rate-scale", type=float, default=30.0)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--concurrency", type=int, default=32, help="client requests in flight")
     parser.add_argument("--modes", default="activity_in_read,lookups")
     parser.add_argument("--no-naive-night", dest="naive_night", action="store_false")
     parser.add_argument("--no-write", dest="write", action="store_false")
     args = parser.parse_args(argv)
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in args.mode_list:
+        if mode not in ("activity_in_read", "lookups"):
+            parser.error(f"unknown mode {mode!r}")
+    return args
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    modes = args.mode_list
+    lookup_workers, action_concurrency, pacer_concurrency = concurrency_for(args)
     started = time.perf_counter()
     out: dict[str, Any] = {
         "parameters": {
@@ -400,10 +636,14 @@ def main(argv: list[str] | None = None) -> int:
             "rate_scale": args.rate_scale,
             "latency_ms": args.latency_ms,
             "seed": args.seed,
-            "concurrency": args.concurrency,
             "lookup_rate_per_minute": LOOKUP_PER_MINUTE * args.rate_scale,
             "membership_rate_per_minute": MEMBERSHIP_PER_MINUTE * args.rate_scale,
             "page_limit": PAGE_LIMIT,
+            "lookup_workers": lookup_workers,
+            "actions_at_once": action_concurrency,
+            "client_concurrency": pacer_concurrency,
+            "layout": "each mode and the naive night in a process of its own, side by side, "
+            "each with its sandbox in a process of its own",
         },
         "formulas": {
             "calls_bound": "user_pages + group_pages + lookups_needed + ops_attempted",
@@ -411,20 +651,38 @@ def main(argv: list[str] | None = None) -> int:
             "time_bound": "max((user_pages + group_pages) * (latency + page_seconds_zero_latency), "
             "lookups_needed / r_lookup) + max(ops_attempted / r_membership, longest_action_ops * latency)",
             "time_bound_read_then_lookups": "the same with the cursor chain and the lookups added, "
-            "not overlapped (what SnapshotReader does: lookups start after the last page)",
+            "not overlapped (the reader's old way: lookups after the last page)",
         },
         "targets": {
             "calls_ratio": TARGET_CALLS_RATIO,
             "steady_naive_factor_lookup_mode": TARGET_NAIVE_FACTOR,
             "time_ratio": TARGET_TIME_RATIO,
         },
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
         "modes": {},
     }
-    for mode in modes:
-        if mode not in ("activity_in_read", "lookups"):
-            parser.error(f"unknown mode {mode!r}")
-        out["modes"][mode] = asyncio.run(run_mode(args, activity_in_search=mode == "activity_in_read"))
+    partial: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+
+    def on_night(mode: str, row: dict[str, Any]) -> None:
+        """Keep what is done in results.json, so a run cut short still leaves its nights."""
+        partial[mode].append(row)
+        if args.write:
+            write_results({**out, "complete": False, "modes": {m: {"nights": n} for m, n in partial.items()}})
+
+    results = run_all(args, modes, on_night)
+    out["modes"] = {mode: results[mode] for mode in modes}
+    naive_night = results.get("naive")
+    if naive_night is not None:
+        lookups = out["modes"]["lookups"]["summary"]
+        lookups["naive_night"] = naive_night
+        if "steady_mean_wall_seconds" in lookups:
+            lookups["naive_over_steady_wall"] = round(
+                naive_night["wall_seconds_without_changes"] / lookups["steady_mean_wall_seconds"], 2
+            )
     out["seconds"] = round(time.perf_counter() - started, 1)
     summaries = [m["summary"] for m in out["modes"].values()]
     out["targets_met"] = {
@@ -434,12 +692,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     say(json.dumps({"summaries": {k: v["summary"] for k, v in out["modes"].items()}}, indent=2))
     say(f"targets met: {out['targets_met']}; {out['seconds']} s in all")
+    out["complete"] = True
     if args.write:
-        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        data["nights"] = out
-        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+        write_results(out)
         say(f"written to {RESULTS}")
     return 0
+
+
+def write_results(nights: dict[str, Any]) -> None:
+    """Merge this benchmark's results into bench/results.json under "nights"."""
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data["nights"] = nights
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-activity-in-search", action="store_true", help="users search leaves out lastActiveTimestamp"
     )
+    serve.add_argument(
+        "--frozen-clock", action="store_true", help="the clock moves only on POST /_sandbox/advance"
+    )
     serve.add_argument("--port-atlassian", type=int, default=0)
     serve.add_argument("--port-microsoft", type=int, default=0)
     serve.add_argument("--fault-timeout-s", type=float, default=30.0)
@@ -95,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
         activity_in_search=not args.no_activity_in_search,
         products=tuple(args.products),
         start=args.start,
+        frozen_clock=args.frozen_clock,
         fault_timeout_s=args.fault_timeout_s,
         port_atlassian=args.port_atlassian,
         port_microsoft=args.port_microsoft,

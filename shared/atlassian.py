@@ -208,6 +208,10 @@ class _Links(_Wire):
     next: str | None = None
 
 
+class _PageLinks(_Wire):
+    links: _Links | None = None
+
+
 class _UserPage(_Wire):
     data: list[AtlassianUser]
     links: _Links | None = None
@@ -587,10 +591,12 @@ class AtlassianClient:
         """Yield pages of the org's users from ``POST …/users/search``, following ``links.next``.
 
         One read carries status, admin roles, groups and per-product activity (DESIGN.md,
-        "Activity data"). An empty ``group_ids`` or ``account_ids`` yields nothing rather
-        than sending an empty filter the vendor might read as "no filter". Raises
-        ``IncompleteRead`` when a page fails after retries, does not parse, or a cursor
-        repeats.
+        "Activity data"). ``limit`` is 100 a page: Atlassian's default is 50 and it documents
+        no maximum; 100 is the only maximum found, a third party's (sandbox/atlassian_api.py,
+        ``USERS_MAX_LIMIT``), and a larger one would at best be capped. An empty
+        ``group_ids`` or ``account_ids`` yields nothing rather than sending an empty filter
+        the vendor might read as "no filter". Raises ``IncompleteRead`` when a page fails
+        after retries, does not parse, or a cursor repeats.
         """
         body: dict[str, Any] = {"limit": limit, "expand": list(expand)}
         if group_ids is not None:
@@ -608,7 +614,7 @@ class AtlassianClient:
         what = "Atlassian users search"
         url = f"{self._v2}/users/search"
 
-        async def fetch(cursor: str | None) -> tuple[list[AtlassianUser], str | None]:
+        async def fetch(cursor: str | None) -> tuple[Any, str | None]:
             request = body if cursor is None else {**body, "cursor": cursor}
             data = await self._caller.send_json(
                 "POST",
@@ -619,11 +625,13 @@ class AtlassianClient:
                 json=request,
                 hint=_READ_SCOPE,
             )
-            page = _parse(_UserPage, data, what)
-            return page.data, page.links.next if page.links else None
+            links = _parse(_PageLinks, data, what).links
+            return data, links.next if links else None
 
-        async for users in iter_pages(fetch, what=what):
-            yield users
+        # Only the cursor is read before the next page is asked for; the users are read
+        # from the page while that request is out (iter_pages).
+        async for data in iter_pages(fetch, what=what):
+            yield _parse(_UserPage, data, what).data
 
     async def search_groups(
         self,

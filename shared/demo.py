@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,20 @@ DEMO_PREFIX = "demo"
 
 def demo_policies(sb: Any) -> PolicyFile:
     """One policy per sandbox product: Confluence entitled from Entra, the others from mirrors."""
+    keys = [product.key for product in sb.org.products]
+    entra = {"confluence": sb.org.entra_group_id("confluence")} if "confluence" in keys else {}
+    return product_policies(keys, entra)
+
+
+def product_policies(keys: Iterable[str], entra_group_ids: Mapping[str, str] | None = None) -> PolicyFile:
+    """One policy per product key over the sandbox's groups, entitled from the Entra group
+    given for the product, else from its Atlassian mirror group ``{key}-user-role``."""
     policies = []
-    for product in sb.org.products:
-        key = product.key
+    for key in keys:
+        entra_group_id = (entra_group_ids or {}).get(key)
         entitlement = (
-            {"entra_group_id": sb.org.entra_group_id(key)}
-            if key == "confluence"
+            {"entra_group_id": entra_group_id}
+            if entra_group_id is not None
             else {"atlassian_group": f"{key}-user-role"}
         )
         policies.append(

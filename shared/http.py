@@ -772,6 +772,9 @@ PASSTHROUGH_ERRORS: tuple[type[RemoteError], ...] = (
 )
 
 
+_TURNS_TO_SEND = 8
+
+
 async def iter_pages(
     fetch: Callable[[str | None], Awaitable[tuple[T, str | None]]],
     *,
@@ -785,32 +788,63 @@ async def iter_pages(
     or query (Atlassian) or a whole URL (Graph's ``@odata.nextLink``). A cursor seen
     before means the vendor is looping: ``IncompleteRead``. So is a page that fails after
     the retries, except for ``PASSTHROUGH_ERRORS``.
+
+    The next page is asked for as soon as its cursor is known, before this page is
+    yielded: what the caller does with a page overlaps the next page's round trip. The
+    chain stays serial (one request of it in flight), and a caller that stops early
+    leaves at most that one read unanswered, which is cancelled.
     """
     seen: set[str] = set()
     cursor = start
     if cursor is not None:
         seen.add(cursor)
     pages = 0
-    while True:
-        try:
-            page, next_cursor = await fetch(cursor)
-        except PASSTHROUGH_ERRORS:
-            raise
-        except IncompleteRead as exc:
-            raise IncompleteRead(what, exc.reason, pages_read=pages) from exc
-        except RemoteError as exc:
-            raise IncompleteRead(what, f"page {pages + 1} failed: {exc}", pages_read=pages) from exc
-        pages += 1
-        yield page
-        if not next_cursor:
-            return
-        if next_cursor in seen:
-            raise IncompleteRead(
-                what,
-                f"the vendor returned a cursor it had already returned (page {pages + 1})",
-                pages_read=pages,
-            )
-        if pages >= max_pages:
-            raise IncompleteRead(what, f"more than {max_pages} pages; giving up", pages_read=pages)
-        seen.add(next_cursor)
-        cursor = next_cursor
+    pending: asyncio.Future[tuple[T, str | None]] | None = asyncio.ensure_future(fetch(cursor))
+    try:
+        while pending is not None:
+            try:
+                page, next_cursor = await pending
+            except PASSTHROUGH_ERRORS:
+                raise
+            except IncompleteRead as exc:
+                raise IncompleteRead(what, exc.reason, pages_read=pages) from exc
+            except RemoteError as exc:
+                raise IncompleteRead(what, f"page {pages + 1} failed: {exc}", pages_read=pages) from exc
+            pages += 1
+            pending = None
+            stop: IncompleteRead | None = None
+            if next_cursor:
+                if next_cursor in seen:
+                    stop = IncompleteRead(
+                        what,
+                        f"the vendor returned a cursor it had already returned (page {pages + 1})",
+                        pages_read=pages,
+                    )
+                elif pages >= max_pages:
+                    stop = IncompleteRead(what, f"more than {max_pages} pages; giving up", pages_read=pages)
+                else:
+                    seen.add(next_cursor)
+                    pending = asyncio.ensure_future(fetch(next_cursor))
+                    # A task runs only when the loop gets a turn, and a caller busy with a
+                    # page gives it none: without these turns the request would leave only
+                    # once the caller is done. Through the pacer, httpx and httpcore to the
+                    # socket takes four turns (httpx 0.28, httpcore 1.0); eight for margin.
+                    # Fewer than needed costs overlap, never correctness.
+                    for _ in range(_TURNS_TO_SEND):
+                        await asyncio.sleep(0)
+            yield page
+            if stop is not None:
+                raise stop
+    finally:
+        if pending is not None:
+            _abandon(pending)
+
+
+def _abandon(future: asyncio.Future[Any]) -> None:
+    """Cancel a read nobody will wait for, and keep its outcome out of the error log."""
+    if future.done():
+        if not future.cancelled():
+            future.exception()
+        return
+    future.cancel()
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -6,8 +6,18 @@ activity, per-person last-active lookups are needed, and not for everyone: last-
 only move forward, so a stored date that proves use within the threshold stays proof until it
 ages out. Only people who could lose a license tonight on stored facts are looked up.
 
-Safety: any failed or incomplete read raises (`IncompleteRead`) and no plan is made. A lookup
-that fails makes that person's activity unknown tonight, never "never active".
+The users read is a serial chain of cursor pages; the lookups are paced to their own limit.
+So the lookups do not wait for the chain's end: as each page arrives, the people on it who
+need one are queued, and a few workers look them up while the next pages are fetched. Who
+needs a lookup depends only on a person's own groups, status, email and stored state, so a
+page decides it for its people, for every policy whose entitlement is an Atlassian group;
+for an Entra-entitled policy the entitlement is known only once Graph has been read, and its
+people are queued then. Once the read is complete, the whole snapshot decides again and any
+one the pages did not queue is queued too: the set looked up is the same either way.
+
+Safety: any failed or incomplete read raises (`IncompleteRead`) and no plan is made; the
+lookups still under way are cancelled first. A lookup that fails makes that person's
+activity unknown tonight, never "never active".
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from shared.config import Policy
-from shared.model import AccountStatus, Group, Person, ProductActivity, Snapshot
+from shared.model import AccountStatus, Group, Person, ProductActivity, Snapshot, SnapshotError
 from shared.rules import ACTIVITY_LAG_DAYS
 
 #: Platform roles that hold product access anyway (WIRE.md §2, `platformRoles`).
@@ -125,7 +135,7 @@ class SnapshotReader:
         graph: Any | None,
         stored: Mapping[str, Mapping[str, StoredState]],
         *,
-        lookup_concurrency: int = 8,
+        lookup_concurrency: int = 4,
         delta_links: Mapping[str, str | None] | None = None,
         identities: Mapping[str, str] | None = None,
     ):
@@ -139,6 +149,8 @@ class SnapshotReader:
         self.new_delta_links: dict[str, str] = {}
         #: product -> account id -> stored state
         self.stored = stored
+        #: Lookups in flight at most: below the client's concurrency (8 by default), so the
+        #: users read's next page never waits behind them for a slot.
         self.lookup_concurrency = lookup_concurrency
 
     async def read(
@@ -150,31 +162,60 @@ class SnapshotReader:
         progress: Callable[[str, int], None] | None = None,
     ) -> ReadResult:
         policies = list(policies)
-        today = now.date()
         stats = ReadStats()
         products = {product_key(p.product) for p in policies}
+        lookups = (
+            _Lookups(self.atlassian, products, stats, progress, self.lookup_concurrency)
+            if do_lookups
+            else None
+        )
+        try:
+            return await self._read(policies, now, stats, products, lookups, progress)
+        except BaseException:
+            if lookups is not None:
+                await lookups.cancel()  # a read that stops makes no more calls
+            raise
 
+    async def _read(
+        self,
+        policies: list[Policy],
+        now: datetime,
+        stats: ReadStats,
+        products: set[str],
+        lookups: _Lookups | None,
+        progress: Callable[[str, int], None] | None,
+    ) -> ReadResult:
+        today = now.date()
         groups = [Group(g.id, g.name, g.is_synced) for g in await self.atlassian.search_groups()]
         stats.groups = len(groups)
+        known = {g.id for g in groups}
+        # Policies whose candidates a single page can tell: entitlement from an Atlassian group.
+        by_page = [p for p in policies if p.entitlement.entra_group_id is None] if lookups else []
 
         raw_people: list[tuple[str, str, AccountStatus, bool, str]] = []
         memberships: dict[str, list[str]] = {g.id: [] for g in groups}
         read_activity: dict[str, dict[str, date]] = {p: {} for p in products}
         async for page in self.atlassian.iter_user_pages():
             stats.user_pages += 1
+            page_people: list[Person] = []
+            page_members: dict[str, list[str]] = {}
             for user in page:
                 roles = set(user.platform_roles or ())
+                person = Person(
+                    user.account_id,
+                    (user.email or "").lower(),
+                    _status(user),
+                    bool(roles & ADMIN_ROLES),
+                    None,
+                    user.name or "",
+                )
+                page_people.append(person)
                 raw_people.append(
-                    (
-                        user.account_id,
-                        (user.email or "").lower(),
-                        _status(user),
-                        bool(roles & ADMIN_ROLES),
-                        user.name or "",
-                    )
+                    (person.account_id, person.email, person.status, person.is_admin, person.name)
                 )
                 for group in user.groups or ():
                     memberships.setdefault(group.id, []).append(user.account_id)
+                    page_members.setdefault(group.id, []).append(user.account_id)
                 for access in user.product_access or ():
                     key = product_key(access.key)
                     stamp = access.last_active_timestamp
@@ -182,11 +223,28 @@ class SnapshotReader:
                         stats.activity_in_read = True
                         if key in read_activity:
                             read_activity[key][user.account_id] = stamp.date()
+            if lookups is not None and by_page:
+                if stats.activity_in_read:
+                    # The read carries activity after all: nobody needs a lookup tonight.
+                    await lookups.cancel()
+                    by_page = []
+                else:
+                    try:
+                        page_snapshot = Snapshot.build(
+                            now,
+                            page_people,
+                            groups,
+                            {g: members for g, members in page_members.items() if g in known},
+                        )
+                        lookups.ask(sorted(self._lookups_needed(page_snapshot, by_page, today)))
+                    except SnapshotError:
+                        # A page the snapshot cannot hold, or a policy naming a missing group:
+                        # the whole read says which below; no more lookups begin early.
+                        by_page = []
             if progress:
                 progress("users", len(raw_people))
         stats.users = len(raw_people)
         # Groups seen on users but missing from the groups search: the read is inconsistent.
-        known = {g.id for g in groups}
         for group_id in list(memberships):
             if group_id not in known:
                 from shared.errors import IncompleteRead
@@ -240,12 +298,13 @@ class SnapshotReader:
         if not stats.activity_in_read:
             pending = self._lookups_needed(snapshot, policies, today)
             stats.lookups_needed = len(pending)
-            if do_lookups and pending:
-                looked, failed = await self._look_up(sorted(pending), products, stats, progress)
-                for product, dates in looked.items():
+            if lookups is not None:
+                lookups.ask(sorted(pending))  # those the pages queued already are not asked twice
+                await lookups.finish()
+                for product, dates in lookups.looked.items():
                     learned.setdefault(product, {}).update(dates)
-                looked_up = pending - failed
-                pending = failed
+                looked_up = set(lookups.done)
+                pending = set(lookups.failed)
 
         activity = {
             product: self._activity(snapshot, product, learned.get(product, {}), pending)
@@ -337,35 +396,77 @@ class SnapshotReader:
                     needed.add(account_id)
         return needed
 
-    async def _look_up(
+
+class _Lookups:
+    """Last-active lookups done by a few workers from a queue, while the users read goes on.
+
+    ``ask`` queues people (each once a night); ``finish`` waits for the queue to drain;
+    ``cancel`` stops the workers where they are. Pacing is the client's: every lookup goes
+    through its ``Pacer`` at the endpoint's rate (shared.http). Keep ``workers`` below the
+    client's concurrency, so a page of the users read always finds a free slot.
+    """
+
+    def __init__(
         self,
-        accounts: list[str],
+        atlassian: Any,
         products: set[str],
         stats: ReadStats,
         progress: Callable[[str, int], None] | None,
-    ) -> tuple[dict[str, dict[str, date]], set[str]]:
-        """Look up each person's last-active dates; failures become unknown, never 'never'."""
+        workers: int,
+    ) -> None:
+        self.atlassian = atlassian
+        self.stats = stats
+        self.progress = progress
+        self.workers = max(1, workers)
+        #: product -> account id -> the day of last use the lookups found
+        self.looked: dict[str, dict[str, date]] = {p: {} for p in products}
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+        self._asked: set[str] = set()
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def ask(self, accounts: Iterable[str]) -> None:
+        for account_id in accounts:
+            if account_id in self._asked:
+                continue
+            self._asked.add(account_id)
+            self._queue.put_nowait(account_id)
+            if len(self._tasks) < self.workers:
+                self._tasks.append(asyncio.create_task(self._work()))
+
+    async def finish(self) -> None:
+        for _ in self._tasks:
+            self._queue.put_nowait(None)
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            self._tasks = []
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _work(self) -> None:
+        """Look up each queued person; failures become unknown, never 'never active'."""
         from shared.errors import SeatwardenError
 
-        looked: dict[str, dict[str, date]] = {p: {} for p in products}
-        failed: set[str] = set()
-        gate = asyncio.Semaphore(self.lookup_concurrency)
-
-        async def one(account_id: str) -> None:
-            async with gate:
-                try:
-                    result = await self.atlassian.last_active_dates(account_id)
-                except SeatwardenError:
-                    failed.add(account_id)
-                    stats.lookups_failed += 1
-                    return
-            stats.lookups_done += 1
-            for key, stamp in result.products.items():
-                key = product_key(key)
-                if key in looked and stamp is not None:
-                    looked[key][account_id] = stamp.date() if isinstance(stamp, datetime) else stamp
-            if progress:
-                progress("lookups", stats.lookups_done + stats.lookups_failed)
-
-        await asyncio.gather(*(one(a) for a in accounts))
-        return looked, failed
+        stats = self.stats
+        while (account_id := await self._queue.get()) is not None:
+            try:
+                result = await self.atlassian.last_active_dates(account_id)
+            except SeatwardenError:
+                self.failed.add(account_id)
+                stats.lookups_failed += 1
+            else:
+                self.done.add(account_id)
+                stats.lookups_done += 1
+                for key, stamp in result.products.items():
+                    key = product_key(key)
+                    if key in self.looked and stamp is not None:
+                        day = stamp.date() if isinstance(stamp, datetime) else stamp
+                        self.looked[key][account_id] = day
+            if self.progress:
+                self.progress("lookups", stats.lookups_done + stats.lookups_failed)

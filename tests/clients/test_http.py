@@ -451,6 +451,52 @@ async def test_iter_pages_follows_cursors_until_there_is_none() -> None:
     assert [p async for p in iter_pages(fetch, what="numbers")] == [[1, 2], [3], [4]]
 
 
+async def test_iter_pages_asks_for_the_next_page_while_the_caller_works_on_this_one() -> None:
+    pages = {None: ([1], "b"), "b": ([2], "c"), "c": ([3], None)}
+    asked: dict[str | None, asyncio.Event] = {c: asyncio.Event() for c in pages}
+    in_flight = most = 0
+
+    async def fetch(cursor: str | None) -> tuple[list[int], str | None]:
+        nonlocal in_flight, most
+        asked[cursor].set()
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return pages[cursor]
+
+    got = []
+    async for page in iter_pages(fetch, what="numbers"):
+        following = pages[None if not got else "bc"[len(got) - 1]][1]
+        if following:  # the next page's request is out before this page is handled
+            await asyncio.wait_for(asked[following].wait(), timeout=1)
+        got.append(page)
+    assert got == [[1], [2], [3]]
+    assert most == 1, "the cursor chain stays serial"
+
+
+async def test_iter_pages_left_early_cancels_the_page_it_asked_for() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def fetch(cursor: str | None) -> tuple[list[int], str | None]:
+        if cursor is None:
+            return [1], "b"
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return [2], None
+
+    pages = iter_pages(fetch, what="numbers")
+    async for _ in pages:
+        await asyncio.wait_for(started.wait(), timeout=1)
+        break
+    await pages.aclose()  # type: ignore[attr-defined]
+    await asyncio.wait_for(cancelled.wait(), timeout=1)
+
+
 async def test_iter_pages_stops_on_a_repeated_cursor() -> None:
     pages = {None: ([1], "b"), "b": ([2], "c"), "c": ([3], "b")}
 

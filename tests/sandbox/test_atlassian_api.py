@@ -76,6 +76,28 @@ def test_users_search_page_shape_and_expands(sb: Sandbox) -> None:
     assert all(a["lastActiveTimestamp"].endswith("Z") for a in access)
 
 
+def test_a_page_renders_each_user_as_the_single_user_rendering_does_even_after_changes(
+    start_sandbox: Callable[..., Sandbox],
+) -> None:
+    expand = ["productAccess", "groups", "platformRoles", "counts.resources"]
+    for activity_in_search in (True, False):
+        sb = start_sandbox(users=120, activity_in_search=activity_in_search)
+        api = sb._atlassian
+        with atlassian_client(sb) as client:
+            for change in range(3):
+                people = _all_users(client, sb, limit=100, expand=expand)
+                root = people[0]["links"]["self"].rsplit("/users/", 1)[0]
+                by_id = {u.account_id: u for u in sb.org.users}
+                assert people == [api._user_json(by_id[p["accountId"]], set(expand), root) for p in people]
+                someone = sb.org.users[change]
+                if change == 0:  # what the page keeps per person must not hide a change
+                    sb.org.suspend(someone.account_id, via="sandbox")
+                    group = sb.org.group_by_name("executives")
+                    sb.org.add_member(group.id, someone.account_id, via="sandbox")
+                else:
+                    sb.advance(days=5)
+
+
 def test_without_activity_in_search_product_access_has_no_timestamps(
     start_sandbox: Callable[..., Sandbox],
 ) -> None:

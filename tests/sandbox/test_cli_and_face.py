@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -53,24 +55,20 @@ def test_dump_prints_an_org_file_the_loader_reads(capsys: pytest.CaptureFixture[
     assert len(load_org(path).users) == 5
 
 
-def test_serve_prints_env_lines_and_serves_until_stopped() -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "serve",
-            "--users",
-            "30",
-            "--seed",
-            "2",
-            "--org",
-            str(ROOT / "sandbox" / "examples" / "small-org.json"),
-        ],
+def serve(*options: str) -> subprocess.Popen[str]:
+    """``python -m sandbox serve`` with these options, its env lines on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def test_serve_prints_env_lines_and_serves_until_stopped() -> None:
+    process = serve(
+        "--users", "30", "--seed", "2", "--org", str(ROOT / "sandbox" / "examples" / "small-org.json")
     )
     try:
         assert process.stdout is not None
@@ -94,3 +92,26 @@ def test_serve_reports_a_bad_org_file(tmp_path: Path, capsys: pytest.CaptureFixt
     broken.write_text("[]")
     assert main(["serve", "--org", str(broken)]) == 1
     assert "org document" in capsys.readouterr().err
+
+
+def test_serve_with_a_frozen_clock_moves_time_only_when_advanced() -> None:
+    process = serve("--users", "20", "--frozen-clock")
+    try:
+        assert process.stdout is not None
+        env = {}
+        while "SANDBOX_CONTROL_URL" not in env:
+            key, _, value = process.stdout.readline().strip().partition("=")
+            env[key] = value
+        with httpx.Client(base_url=env["SANDBOX_CONTROL_URL"], trust_env=False) as control:
+
+            def now() -> datetime:
+                return datetime.fromisoformat(control.get("/info").json()["now"])
+
+            before = now()
+            time.sleep(0.05)
+            assert now() == before
+            control.post("/advance", json={"days": 1}).raise_for_status()
+            assert now() == before + timedelta(days=1)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0

@@ -1,0 +1,25 @@
+"""The nights benchmark itself, at a size that runs in seconds: what it counts and bounds."""
+
+from __future__ import annotations
+
+from bench import nights_bench
+
+
+def test_the_nights_benchmark_makes_no_call_beyond_the_bound_in_either_mode() -> None:
+    args = nights_bench.parse_args(
+        ["--users", "300", "--nights", "1", "--rate-scale", "500", "--latency-ms", "0", "--no-write"]
+    )
+    results = nights_bench.run_all(args, args.mode_list)
+
+    for mode in ("activity_in_read", "lookups"):
+        nights = results[mode]["nights"]
+        assert len(nights) == 2
+        for night in nights:
+            assert night["calls"] == night["bound"], (mode, night)
+            assert night["user_pages"] == 3 and night["time_bound"] > 0 and night["wall_seconds"] > 0
+    activity, lookups = results["activity_in_read"]["nights"], results["lookups"]["nights"]
+    assert all(n["lookups"] == 0 for n in activity)
+    assert lookups[0]["lookups"] > lookups[1]["lookups"]
+    assert lookups[0]["calls_by_class"]["last-active"] == lookups[0]["lookups"]
+    # The same org, looked up the naive way: every licensed person, once.
+    assert results["naive"]["lookups"] == lookups[0]["licensed_people"]
