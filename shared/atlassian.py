@@ -587,6 +587,7 @@ class AtlassianClient:
         account_ids: Iterable[str] | None = None,
         emails: Iterable[str] | None = None,
         limit: int = 100,
+        read_ahead: bool = True,
     ) -> AsyncGenerator[list[AtlassianUser], None]:
         """Yield pages of the org's users from ``POST …/users/search``, following ``links.next``.
 
@@ -596,7 +597,8 @@ class AtlassianClient:
         ``USERS_MAX_LIMIT``), and a larger one would at best be capped. An empty
         ``group_ids`` or ``account_ids`` yields nothing rather than sending an empty filter
         the vendor might read as "no filter". Raises ``IncompleteRead`` when a page fails
-        after retries, does not parse, or a cursor repeats.
+        after retries, does not parse, or a cursor repeats. ``read_ahead=False`` for a caller
+        that reads only the first page: the next is then not asked for (``iter_pages``).
         """
         body: dict[str, Any] = {"limit": limit, "expand": list(expand)}
         if group_ids is not None:
@@ -630,7 +632,7 @@ class AtlassianClient:
 
         # Only the cursor is read before the next page is asked for; the users are read
         # from the page while that request is out (iter_pages).
-        async for data in iter_pages(fetch, what=what):
+        async for data in iter_pages(fetch, what=what, read_ahead=read_ahead):
             yield _parse(_UserPage, data, what).data
 
     async def search_groups(

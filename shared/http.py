@@ -781,6 +781,7 @@ async def iter_pages(
     what: str,
     start: str | None = None,
     max_pages: int = 100_000,
+    read_ahead: bool = True,
 ) -> AsyncIterator[T]:
     """Yield pages from ``fetch(cursor) -> (page, next_cursor)`` until there is no next.
 
@@ -792,7 +793,10 @@ async def iter_pages(
     The next page is asked for as soon as its cursor is known, before this page is
     yielded: what the caller does with a page overlaps the next page's round trip. The
     chain stays serial (one request of it in flight), and a caller that stops early
-    leaves at most that one read unanswered, which is cancelled.
+    leaves at most that one read unanswered, which is cancelled. A caller that wants only
+    the first page (a check, a sample) passes ``read_ahead=False``: the next page is then
+    asked for only when the caller comes back for it, so no call is spent on a page
+    nobody reads.
     """
     seen: set[str] = set()
     cursor = start
@@ -822,6 +826,11 @@ async def iter_pages(
                     )
                 elif pages >= max_pages:
                     stop = IncompleteRead(what, f"more than {max_pages} pages; giving up", pages_read=pages)
+                elif not read_ahead:
+                    seen.add(next_cursor)
+                    yield page
+                    pending = asyncio.ensure_future(fetch(next_cursor))
+                    continue
                 else:
                     seen.add(next_cursor)
                     pending = asyncio.ensure_future(fetch(next_cursor))

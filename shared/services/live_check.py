@@ -372,7 +372,7 @@ class LiveCheck:
         name = "atlassian.users_search"
         try:
             async with aclosing(
-                self.atlassian.iter_user_pages(group_ids=access_ids or None, limit=1)
+                self.atlassian.iter_user_pages(group_ids=access_ids or None, limit=1, read_ahead=False)
             ) as pages:
                 sample = None
                 async for page in pages:

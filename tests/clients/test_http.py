@@ -497,6 +497,24 @@ async def test_iter_pages_left_early_cancels_the_page_it_asked_for() -> None:
     await asyncio.wait_for(cancelled.wait(), timeout=1)
 
 
+async def test_iter_pages_without_read_ahead_asks_only_for_pages_the_caller_comes_back_for() -> None:
+    pages = {None: ([1], "b"), "b": ([2], "c"), "c": ([3], None)}
+    asked: list[str | None] = []
+
+    async def fetch(cursor: str | None) -> tuple[list[int], str | None]:
+        asked.append(cursor)
+        return pages[cursor]
+
+    first = iter_pages(fetch, what="numbers", read_ahead=False)
+    async for page in first:
+        assert page == [1]
+        await asyncio.sleep(0.01)  # turns enough for a read-ahead to have gone out
+        break
+    await first.aclose()  # type: ignore[attr-defined]
+    assert asked == [None], "a caller that stops after one page costs one call"
+    assert [p async for p in iter_pages(fetch, what="numbers", read_ahead=False)] == [[1], [2], [3]]
+
+
 async def test_iter_pages_stops_on_a_repeated_cursor() -> None:
     pages = {None: ([1], "b"), "b": ([2], "c"), "c": ([3], "b")}
 

@@ -2,8 +2,9 @@
 
 Five nights a week apart, ending now (the report's functions read the real clock): three in
 report mode, then enforce nights whose actions the executor *function* applies. Confluence's
-first enforce night is over its blast radius and stays held; Jira Service Management stays in
-report mode throughout, so its plan is "a decision away".
+first and last enforce nights are over their blast radius and stay held, so the report shows one
+held run superseded by a newer plan and one still waiting for approval; Jira Service Management
+stays in report mode throughout, so its plan is "a decision away".
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class History:
     app: App
     policies: PolicyFile
     base_url: str
-    held_run: str
+    held_run: str  # the latest run of HELD_POLICY: held and approvable
+    superseded_run: str  # an older held run of HELD_POLICY: a newer one has planned since
     runs: dict[str, list[str]]  # policy -> run ids, oldest first
 
 
@@ -48,7 +50,7 @@ def _policies(sb: Any, night: int) -> PolicyFile:
         policy.update(inactive_after_days=INACTIVE_AFTER_DAYS, warn_before_days=WARN_BEFORE_DAYS)
         enforce = night >= 3 and policy["name"] != REPORT_ONLY_POLICY
         policy["mode"] = "enforce" if enforce else "report"
-        if night == 3 and policy["name"] == HELD_POLICY:
+        if night in (3, NIGHTS - 1) and policy["name"] == HELD_POLICY:
             policy["blast_radius"] = {"max_revocations": 0, "max_revocation_percent": 60}
     return parse_policy(raw, "report history")
 
@@ -73,7 +75,7 @@ def report_history(azurite: str, prefix: str, users: int = 300, seed: int = 23) 
         with environment(env), serving(function_app.app) as base_url:
             app = App(Settings.from_env(env), clock=sb.clock.now)
             runs: dict[str, list[str]] = {}
-            held = ""
+            held: list[str] = []
             for night in range(NIGHTS):
                 if night:
                     sb.advance(days=DAYS_APART)
@@ -82,10 +84,10 @@ def report_history(azurite: str, prefix: str, users: int = 300, seed: int = 23) 
                     assert outcome.run_id, outcome.why
                     runs.setdefault(outcome.policy, []).append(outcome.run_id)
                     if outcome.status == "held":
-                        held = outcome.run_id
+                        held.append(outcome.run_id)
                 drain(app, "actions", "execute_action")
-            assert held, "the history has a held run"
-            yield History(sb, app, _policies(sb, NIGHTS - 1), base_url, held, runs)
+            assert len(held) == 2 and runs[HELD_POLICY][-1] == held[-1], (held, runs)
+            yield History(sb, app, _policies(sb, NIGHTS - 1), base_url, held[-1], held[0], runs)
 
 
 async def _reconcile(app: App, policies: PolicyFile) -> Any:

@@ -85,11 +85,17 @@ def test_each_policy_has_a_visible_seat_bar_and_an_action_column_per_run(page: A
 
 
 def test_the_held_run_is_listed_with_how_to_approve_it(page: Any, history: History) -> None:
-    (held,) = texts(page, "li.held-run")
+    (held,) = texts(page, "li.held-run:not(.superseded)")
     assert "Confluence" in held
     assert f"seatwarden approve {history.held_run}" in held
     assert f"POST /api/admin/runs/{history.held_run}/approve" in held
     assert "exceed the limit" in held
+
+
+def test_an_older_held_run_is_marked_superseded_and_offers_no_approval(page: Any, history: History) -> None:
+    (older,) = texts(page, "li.held-run.superseded")
+    assert history.superseded_run in older and "can no longer be approved" in older
+    assert "seatwarden approve" not in older and "/approve" not in older
 
 
 def test_the_saving_shown_is_the_seats_the_sandbox_saw_removed_and_still_free(
