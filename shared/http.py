@@ -28,6 +28,7 @@ import enum
 import json as _json
 import logging
 import random
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
@@ -464,12 +465,13 @@ def make_async_client(
 
     Redirects are not followed: the vendors do not redirect these APIs, and a redirect
     is a place a bearer token could leak. ``verify`` may be a CA bundle path (the
-    sandbox's self-signed certificate, ``SEATWARDEN_CA_BUNDLE``).
+    sandbox's self-signed certificate, ``SEATWARDEN_CA_BUNDLE``), made into the SSL context
+    httpx 0.28 asks for (it deprecates a path).
     """
     return httpx.AsyncClient(
         base_url=base_url,
         transport=transport,
-        verify=verify,
+        verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
         timeout=httpx.Timeout(timeout),
         headers=dict(headers or {}),
         follow_redirects=False,
