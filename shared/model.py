@@ -212,6 +212,15 @@ class Snapshot:
             found.update(self.by_domain.get(domain.lower(), ()))
         return frozenset(found)
 
+    def outside_domains(self, domains: Iterable[str]) -> frozenset[str]:
+        """Everyone whose email domain is not one of `domains`: the external people.
+
+        Built from the other domains' members, not as everyone less `in_domains`, because
+        the outside is usually the small side of a large org.
+        """
+        inside = {d.lower() for d in domains}
+        return self.in_domains(d for d in self.by_domain if d not in inside)
+
 
 @dataclass(frozen=True, slots=True)
 class Op:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import gc
 import hashlib
 import heapq
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 
 from shared.config import Policy
 from shared.model import (
+    REVOKING_REASONS,
     Action,
     Facts,
     Group,
@@ -99,7 +101,7 @@ def _scope(snapshot: Snapshot, policy: Policy) -> tuple[frozenset[str], frozense
                 for g in targeting.groups
             ) | snapshot.in_domains(targeting.domains)
         if targeting.external_only:
-            external = frozenset(snapshot.people) - snapshot.in_domains(policy.internal_domains)
+            external = snapshot.outside_domains(policy.internal_domains)
             targeted = (targeted & external) if (targeting.groups or targeting.domains) else external
         ignored = ignored | (frozenset(snapshot.people) - targeted)
     exclusions = policy.exclusions
@@ -167,53 +169,67 @@ class _Planner:
 
     # -- the rules --------------------------------------------------------------------------
     #
-    # A million-person org must plan in seconds, so the loop bodies below avoid per-person
-    # work that can be done once per plan: the operations are built once, thresholds become
-    # cutoff dates, and the external people are one set.
+    # A million-person org must plan in seconds. The work is in two kinds of step, and both
+    # are shaped for it:
+    # - set algebra over memberships of up to a million ids: each operation walks one of
+    #   its sets, so each starts from the smallest set it can, and the big sets are walked
+    #   as few times as possible (every id a result holds is also a reference to count and,
+    #   later, to drop);
+    # - one loop body per action, where whatever can be made once per plan is: the
+    #   operations, the action ids' fixed text, thresholds as cutoff dates, the external
+    #   people as one set.
+    # Every person gets at most one action or waiting entry, and both are sorted by account
+    # at the end, so the rules below may visit people in any order.
 
     def plan(self) -> Plan:
         g = self.groups
         entitled, licensed, marked = g.entitled, g.licensed, g.marked
         ignored, protected = _scope(self.snapshot, self.policy)
         policy, today, people = self.policy, self.today, self.snapshot.people
-        base_id = hashlib.sha256(f"{policy.name}|".encode())
-        day = today.isoformat()
         actions, waiting = self.actions, self.waiting
+        name, product, sha256 = policy.name, policy.product, hashlib.sha256
+        # model.action_id's text around the account id, made once per plan.
+        tails = {reason: f"|{reason.value}|{today.isoformat()}" for reason in Reason}
+        head = f"{name}|"
 
         def add(account_id: str, reason: Reason, ops: tuple[Op, ...], facts: Facts) -> None:
-            digest = base_id.copy()  # the same digest as model.action_id, without rehashing the name
-            digest.update(f"{account_id}|{reason.value}|{day}".encode())
-            actions.append(
-                Action(digest.hexdigest()[:24], policy.name, policy.product, account_id, reason, ops, facts)
-            )
-
-        def revoke_ops(account_id: str) -> tuple[Op, ...] | str:
-            if policy.on_inactive == "suspend":
-                return suspend_ops
-            removal = static_removal or self._access_removal(account_id)
-            return removal if isinstance(removal, str) else (removal, add_marker)
+            digest = sha256(f"{head}{account_id}{tails[reason]}".encode()).hexdigest()[:24]
+            actions.append(Action(digest, name, product, account_id, reason, ops, facts))
 
         add_marker, remove_marker = self._marker(OpKind.ADD), self._marker(OpKind.REMOVE)
-        suspend_ops = (add_marker, Op(OpKind.SUSPEND, None, None))
+        # How an access-group removal is done is the same for everyone, except where it goes
+        # through Entra and needs each person's Entra object id.
         static_removal = (
             None
             if g.access.synced and policy.synced_access_group == "entra_write"
             else (self._access_removal(""))
         )
+        if policy.on_inactive == "suspend":
+            static_revoke: tuple[Op, ...] | str | None = (add_marker, Op(OpKind.SUSPEND, None, None))
+        elif static_removal is None:
+            static_revoke = None
+        else:
+            static_revoke = (
+                static_removal if isinstance(static_removal, str) else (static_removal, add_marker)
+            )
+
+        def revoke_ops(account_id: str) -> tuple[Op, ...] | str:
+            if static_revoke is not None:
+                return static_revoke
+            removal = self._access_removal(account_id)
+            return removal if isinstance(removal, str) else (removal, add_marker)
+
         grant = self._access_grant()
+        if isinstance(grant, str):
+            waiting.extend(Waiting(a, Reason.GRANT, grant) for a in entitled - licensed - marked - ignored)
+        else:
+            grant_ops = (grant,)
+            for account_id in entitled - licensed - marked - ignored:
+                facts = Facts(True, False, False, email=people[account_id].email)
+                add(account_id, Reason.GRANT, grant_ops, facts)
 
-        for account_id in sorted(entitled - licensed - marked - ignored):
-            if isinstance(grant, str):
-                waiting.append(Waiting(account_id, Reason.GRANT, grant))
-            else:
-                add(
-                    account_id,
-                    Reason.GRANT,
-                    (grant,),
-                    Facts(True, False, False, email=people[account_id].email),
-                )
-
-        for account_id in sorted(licensed - entitled - ignored - protected):
+        unentitled = licensed - entitled
+        for account_id in unentitled - ignored - protected:
             removal = static_removal or self._access_removal(account_id)
             was_marked = account_id in marked
             if isinstance(removal, str):
@@ -227,19 +243,20 @@ class _Planner:
                 Facts(False, True, was_marked, email=people[account_id].email),
             )
 
-        for account_id in sorted((licensed & entitled & marked) - ignored):
+        remove_marker_ops = (remove_marker,)
+        for account_id in (marked & licensed & entitled) - ignored:
             add(
                 account_id,
                 Reason.RETURNED,
-                (remove_marker,),
+                remove_marker_ops,
                 Facts(True, True, True, email=people[account_id].email),
             )
 
-        for account_id in sorted(marked - entitled - licensed - ignored):
+        for account_id in marked - entitled - licensed - ignored:
             add(
                 account_id,
                 Reason.CLEAR_STALE_MARKER,
-                (remove_marker,),
+                remove_marker_ops,
                 Facts(False, False, True, email=people[account_id].email),
             )
 
@@ -260,16 +277,22 @@ class _Planner:
                 for never in (False, True)
             }
             last_get, since_get = activity.last_active.get, activity.licensed_since.get
-            candidates = ((entitled & licensed) - marked) - ignored - protected - activity.unknown
+            # Entitled, licensed, not marked, managed, not protected, activity known: the
+            # licensed less one small set, rather than five passes over the big ones.
+            candidates = licensed - (unentitled | marked | ignored | protected | activity.unknown)
             # The common case in one pass per threshold: no licensing date to weigh, so idle
             # since the last use (people never active and first seen tonight are idle from
             # tonight: neither INACTIVE nor a seat-cap candidate). The rest, below, one by one.
             plain = candidates - activity.licensed_since.keys()
-            internal_people = self.snapshot.in_domains(policy.internal_domains)
+            external = (
+                frozenset()
+                if external_days is None
+                else self.snapshot.outside_domains(policy.internal_domains)
+            )
             groups: list[tuple[frozenset[str], int, bool]] = (
                 [(plain, internal, False)]
                 if external_days is None
-                else [(plain & internal_people, internal, False), (plain - internal_people, outside, True)]
+                else [(plain - external, internal, False), (plain & external, outside, True)]
             )
             for group, threshold_days, ext in groups:
                 cut = cutoff[ext, False]
@@ -296,15 +319,16 @@ class _Planner:
                     )
                 if policy.seat_cap is not None:
                     keepers.extend((d, a) for a in group if (d := last_get(a)) is not None and d > cut)
-            rest = candidates & activity.licensed_since.keys()
-            for account_id in rest:
+            # `intersection` walks the (smaller) licensing dates; `&` with their keys view
+            # would walk the candidates.
+            for account_id in candidates.intersection(activity.licensed_since):
                 last = last_get(account_id)
                 since = since_get(account_id)
                 if last is None:
                     start = since or today  # never active: from licensing; first seen tonight: from tonight
                 else:
                     start = last if since is None or since < last else since
-                ext = external_days is not None and account_id not in internal_people
+                ext = account_id in external
                 if start > cutoff[ext, last is None]:
                     keepers.append((start, account_id))
                     continue
@@ -332,12 +356,7 @@ class _Planner:
             actions=tuple(actions),
             waiting=tuple(waiting),
             licensed_before=len(licensed),
-            licensed_after=len(licensed)
-            + sum(
-                1 if a.reason is Reason.GRANT else -1
-                for a in actions
-                if a.reason is Reason.GRANT or a.revokes
-            ),
+            licensed_after=len(licensed) + _net_grants(actions),
         )
 
     def _seat_cap(
@@ -354,9 +373,9 @@ class _Planner:
         nobody is left to take from, the newest grants wait for a seat, and a plan that
         still ends over the cap says so in `waiting`.
         """
-        seats = len(self.groups.licensed - self.snapshot.unmanaged)
-        grants = [a for a in self.actions if a.reason is Reason.GRANT]
-        over = seats + len(grants) - sum(1 for a in self.actions if a.revokes) - cap
+        licensed = self.groups.licensed
+        seats = len(licensed) - len(self.snapshot.unmanaged & licensed)
+        over = seats + _net_grants(self.actions) - cap
         if over <= 0:
             return
         today = self.today
@@ -394,7 +413,8 @@ class _Planner:
             over -= 1
         if over <= 0:
             return
-        drop = {a.account_id for a in sorted(grants, key=attrgetter("account_id"), reverse=True)[:over]}
+        grants = [a.account_id for a in self.actions if a.reason is Reason.GRANT]
+        drop = set(sorted(grants, reverse=True)[:over])
         if drop:
             self.actions[:] = [
                 a for a in self.actions if not (a.reason is Reason.GRANT and a.account_id in drop)
@@ -407,6 +427,12 @@ class _Planner:
                     "", Reason.SEAT_CAP, f"{over} over the seat cap of {cap}, and nobody idle to take from"
                 )
             )
+
+
+def _net_grants(actions: Iterable[Action]) -> int:
+    """Licenses the actions give minus the licenses they take."""
+    reasons = Counter(map(attrgetter("reason"), actions))
+    return reasons[Reason.GRANT] - sum(reasons[r] for r in REVOKING_REASONS)
 
 
 def plan_product(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
