@@ -30,6 +30,7 @@ from shared.model import (
     ProductActivity,
     Reason,
     Snapshot,
+    action_id,
 )
 from shared.rules import plan_product, plan_relicense
 from tests.rules.conftest import PROPERTY_SETTINGS
@@ -361,6 +362,15 @@ def test_every_action_id_is_unique_within_a_plan(org: Org) -> None:
     for plan in org.plans():
         ids = [a.id for a in plan.actions]
         assert len(ids) == len(set(ids))
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
+def test_every_action_id_is_the_model_action_id_of_its_decision(org: Org) -> None:
+    """The planner makes ids with its own loop; they must be the ids the executor expects."""
+    for policy, plan in zip(org.policies, org.plans(), strict=True):
+        for action in plan.actions:
+            assert action.id == action_id(policy.name, action.account_id, action.reason, TODAY)
 
 
 @PROPERTY_SETTINGS
