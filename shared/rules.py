@@ -20,10 +20,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import heapq
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from shared.config import Policy
 from shared.model import (
@@ -117,8 +116,18 @@ def _scope(snapshot: Snapshot, policy: Policy) -> tuple[frozenset[str], frozense
     return ignored, protected
 
 
+#: Why a removal through Entra cannot be made: for anyone, or for a person without an Entra id.
+_NEEDS_ENTRA_ID = (
+    "access group is synced from Entra and entra_write needs access_entra_group_id "
+    "and the person's Entra object id"
+)
+
+#: Decisions before they become actions: each person, with the facts the decision rests on.
+_Decided = list[tuple[str, Facts]]
+
+
 class _Planner:
-    """Builds one policy's actions; kept as a class so the per-person helpers share state."""
+    """Builds one policy's actions; kept as a class so the rules share state."""
 
     def __init__(self, snapshot: Snapshot, policy: Policy, now: datetime):
         self.snapshot = snapshot
@@ -128,23 +137,28 @@ class _Planner:
         self.activity = snapshot.activity.get(policy.product)
         self.actions: list[Action] = []
         self.waiting: list[Waiting] = []
+        self.given = 0  # licenses the actions give
+        self.taken = 0  # licenses the actions take back
+        # model.action_id's text on either side of the account id, made once per plan.
+        self._id_head = f"{policy.name}|"
+        self._id_tails = {reason: f"|{reason.value}|{self.today.isoformat()}" for reason in Reason}
 
     # -- operations -------------------------------------------------------------------------
 
-    def _access_removal(self, account_id: str) -> Op | str:
-        """How to take someone out of the access group, or why it cannot be done here."""
+    def _access_removal(self) -> Op | str:
+        """How to take people out of the access group, or why it cannot be done here.
+
+        A removal through Entra can only be made for people with an Entra object id
+        (`_revoke` keeps the others waiting).
+        """
         access = self.groups.access
         if not access.synced:
             return Op(OpKind.REMOVE, GroupRole.ACCESS, access.id)
         if self.policy.synced_access_group == "csv":
             return Op(OpKind.REMOVE, GroupRole.ACCESS, access.id, Via.CSV)
-        person = self.snapshot.people[account_id]
-        if self.policy.access_entra_group_id and person.entra_id:
+        if self.policy.access_entra_group_id:
             return Op(OpKind.REMOVE, GroupRole.ACCESS, self.policy.access_entra_group_id, Via.ENTRA)
-        return (
-            "access group is synced from Entra and entra_write needs access_entra_group_id "
-            "and the person's Entra object id"
-        )
+        return _NEEDS_ENTRA_ID
 
     def _access_grant(self) -> Op | str:
         access = self.groups.access
@@ -167,6 +181,45 @@ class _Planner:
             **extra,  # type: ignore[arg-type]
         )
 
+    # -- actions ----------------------------------------------------------------------------
+
+    def _emit(self, reason: Reason, ops: tuple[Op, ...], decided: _Decided) -> None:
+        """One action per decision, all carried out by the same operations."""
+        # Sorted by account here, so the plan's final sort only merges runs (cheaper than
+        # sorting everything at the end). Ids are model.action_id's, built in the loop
+        # rather than through a call per action; a property test pins that they are equal.
+        decided.sort(key=itemgetter(0))
+        head, tail, sha256 = self._id_head, self._id_tails[reason], hashlib.sha256
+        name, product = self.policy.name, self.policy.product
+        self.actions.extend(
+            [
+                Action(sha256(f"{head}{a}{tail}".encode()).hexdigest()[:24], name, product, a, reason, ops, f)
+                for a, f in decided
+            ]
+        )
+        if reason is Reason.GRANT:
+            self.given += len(decided)
+        elif reason in REVOKING_REASONS:
+            self.taken += len(decided)
+
+    def _revoke(self, reason: Reason, ops: tuple[Op, ...] | str, decided: _Decided) -> int:
+        """Take licenses back, or keep them waiting where that cannot be done here.
+
+        `ops` is a string when nobody's license can be taken back, saying why. Returns the
+        number of actions made.
+        """
+        if isinstance(ops, str):
+            self.waiting.extend(Waiting(a, reason, ops) for a, _ in decided)
+            return 0
+        if any(op.via is Via.ENTRA for op in ops):
+            people = self.snapshot.people
+            self.waiting.extend(
+                Waiting(a, reason, _NEEDS_ENTRA_ID) for a, _ in decided if not people[a].entra_id
+            )
+            decided = [d for d in decided if people[d[0]].entra_id]
+        self._emit(reason, ops, decided)
+        return len(decided)
+
     # -- the rules --------------------------------------------------------------------------
     #
     # A million-person org must plan in seconds. The work is in two kinds of step, and both
@@ -175,9 +228,9 @@ class _Planner:
     #   its sets, so each starts from the smallest set it can, and the big sets are walked
     #   as few times as possible (every id a result holds is also a reference to count and,
     #   later, to drop);
-    # - one loop body per action, where whatever can be made once per plan is: the
-    #   operations, the action ids' fixed text, thresholds as cutoff dates, the external
-    #   people as one set.
+    # - one comprehension per rule and threshold, where whatever can be made once per plan
+    #   is: the operations, the action ids' fixed text, thresholds as cutoff dates, the
+    #   external people as one set.
     # Every person gets at most one action or waiting entry, and both are sorted by account
     # at the end, so the rules below may visit people in any order.
 
@@ -186,79 +239,40 @@ class _Planner:
         entitled, licensed, marked = g.entitled, g.licensed, g.marked
         ignored, protected = _scope(self.snapshot, self.policy)
         policy, today, people = self.policy, self.today, self.snapshot.people
-        actions, waiting = self.actions, self.waiting
-        name, product, sha256 = policy.name, policy.product, hashlib.sha256
-        # model.action_id's text around the account id, made once per plan.
-        tails = {reason: f"|{reason.value}|{today.isoformat()}" for reason in Reason}
-        head = f"{name}|"
-
-        def add(account_id: str, reason: Reason, ops: tuple[Op, ...], facts: Facts) -> None:
-            digest = sha256(f"{head}{account_id}{tails[reason]}".encode()).hexdigest()[:24]
-            actions.append(Action(digest, name, product, account_id, reason, ops, facts))
 
         add_marker, remove_marker = self._marker(OpKind.ADD), self._marker(OpKind.REMOVE)
-        # How an access-group removal is done is the same for everyone, except where it goes
-        # through Entra and needs each person's Entra object id.
-        static_removal = (
-            None
-            if g.access.synced and policy.synced_access_group == "entra_write"
-            else (self._access_removal(""))
-        )
+        removal = self._access_removal()
+        revoke: tuple[Op, ...] | str  # for INACTIVE and SEAT_CAP
         if policy.on_inactive == "suspend":
-            static_revoke: tuple[Op, ...] | str | None = (add_marker, Op(OpKind.SUSPEND, None, None))
-        elif static_removal is None:
-            static_revoke = None
+            revoke = (add_marker, Op(OpKind.SUSPEND, None, None))
         else:
-            static_revoke = (
-                static_removal if isinstance(static_removal, str) else (static_removal, add_marker)
-            )
-
-        def revoke_ops(account_id: str) -> tuple[Op, ...] | str:
-            if static_revoke is not None:
-                return static_revoke
-            removal = self._access_removal(account_id)
-            return removal if isinstance(removal, str) else (removal, add_marker)
+            revoke = removal if isinstance(removal, str) else (removal, add_marker)
 
         grant = self._access_grant()
+        to_grant = entitled - licensed - marked - ignored
         if isinstance(grant, str):
-            waiting.extend(Waiting(a, Reason.GRANT, grant) for a in entitled - licensed - marked - ignored)
+            self.waiting.extend(Waiting(a, Reason.GRANT, grant) for a in to_grant)
         else:
-            grant_ops = (grant,)
-            for account_id in entitled - licensed - marked - ignored:
-                facts = Facts(True, False, False, email=people[account_id].email)
-                add(account_id, Reason.GRANT, grant_ops, facts)
+            decided = [(a, Facts(True, False, False, email=people[a].email)) for a in to_grant]
+            self._emit(Reason.GRANT, (grant,), decided)
 
         unentitled = licensed - entitled
-        for account_id in unentitled - ignored - protected:
-            removal = static_removal or self._access_removal(account_id)
-            was_marked = account_id in marked
+        to_revoke = unentitled - ignored - protected
+        for was_marked, accounts in ((True, to_revoke & marked), (False, to_revoke - marked)):
+            decided = [(a, Facts(False, True, was_marked, email=people[a].email)) for a in accounts]
             if isinstance(removal, str):
-                waiting.append(Waiting(account_id, Reason.REVOKE_UNENTITLED, removal))
-                continue
-            ops = (removal, remove_marker) if was_marked else (removal,)
-            add(
-                account_id,
-                Reason.REVOKE_UNENTITLED,
-                ops,
-                Facts(False, True, was_marked, email=people[account_id].email),
-            )
+                ops: tuple[Op, ...] | str = removal
+            else:
+                ops = (removal, remove_marker) if was_marked else (removal,)
+            self._revoke(Reason.REVOKE_UNENTITLED, ops, decided)
 
-        remove_marker_ops = (remove_marker,)
-        for account_id in (marked & licensed & entitled) - ignored:
-            add(
-                account_id,
-                Reason.RETURNED,
-                remove_marker_ops,
-                Facts(True, True, True, email=people[account_id].email),
-            )
+        returned = (marked & licensed & entitled) - ignored
+        decided = [(a, Facts(True, True, True, email=people[a].email)) for a in returned]
+        self._emit(Reason.RETURNED, (remove_marker,), decided)
 
-        for account_id in marked - entitled - licensed - ignored:
-            add(
-                account_id,
-                Reason.CLEAR_STALE_MARKER,
-                remove_marker_ops,
-                Facts(False, False, True, email=people[account_id].email),
-            )
+        stale = marked - entitled - licensed - ignored
+        decided = [(a, Facts(False, False, True, email=people[a].email)) for a in stale]
+        self._emit(Reason.CLEAR_STALE_MARKER, (remove_marker,), decided)
 
         # INACTIVE; the rest are the candidates SEAT_CAP may take from, as (idle since, id).
         keepers: list[tuple[date, str]] = []
@@ -296,31 +310,17 @@ class _Planner:
             )
             for group, threshold_days, ext in groups:
                 cut = cutoff[ext, False]
-                for account_id, last_use in [
-                    (a, d) for a in group if (d := last_get(a)) is not None and d <= cut
-                ]:
-                    revoking = revoke_ops(account_id)
-                    if isinstance(revoking, str):
-                        waiting.append(Waiting(account_id, Reason.INACTIVE, revoking))
-                        continue
-                    add(
-                        account_id,
-                        Reason.INACTIVE,
-                        revoking,
-                        Facts(
-                            True,
-                            True,
-                            False,
-                            last_use,
-                            (today - last_use).days,
-                            threshold_days,
-                            people[account_id].email,
-                        ),
-                    )
+                decided = [
+                    (a, Facts(True, True, False, d, (today - d).days, threshold_days, people[a].email))
+                    for a in group
+                    if (d := last_get(a)) is not None and d <= cut
+                ]
+                self._revoke(Reason.INACTIVE, revoke, decided)
                 if policy.seat_cap is not None:
                     keepers.extend((d, a) for a in group if (d := last_get(a)) is not None and d > cut)
             # `intersection` walks the (smaller) licensing dates; `&` with their keys view
             # would walk the candidates.
+            decided = []
             for account_id in candidates.intersection(activity.licensed_since):
                 last = last_get(account_id)
                 since = since_get(account_id)
@@ -332,39 +332,29 @@ class _Planner:
                 if start > cutoff[ext, last is None]:
                     keepers.append((start, account_id))
                     continue
-                revoking = revoke_ops(account_id)
-                if isinstance(revoking, str):
-                    waiting.append(Waiting(account_id, Reason.INACTIVE, revoking))
-                    continue
                 threshold = (outside if ext else internal) + (grace if last is None else 0)
-                add(
-                    account_id,
-                    Reason.INACTIVE,
-                    revoking,
-                    Facts(True, True, False, last, (today - start).days, threshold, people[account_id].email),
+                facts = Facts(
+                    True, True, False, last, (today - start).days, threshold, people[account_id].email
                 )
+                decided.append((account_id, facts))
+            self._revoke(Reason.INACTIVE, revoke, decided)
 
         if policy.seat_cap is not None:
-            self._seat_cap(policy.seat_cap, keepers, revoke_ops)
+            self._seat_cap(policy.seat_cap, keepers, revoke)
         key = attrgetter("account_id")
-        actions.sort(key=key)
-        waiting.sort(key=key)
+        self.actions.sort(key=key)
+        self.waiting.sort(key=key)
         return Plan(
             policy=policy.name,
             product=policy.product,
             planned_at=self.snapshot.taken_at,
-            actions=tuple(actions),
-            waiting=tuple(waiting),
+            actions=tuple(self.actions),
+            waiting=tuple(self.waiting),
             licensed_before=len(licensed),
-            licensed_after=len(licensed) + _net_grants(actions),
+            licensed_after=len(licensed) + self.given - self.taken,
         )
 
-    def _seat_cap(
-        self,
-        cap: int,
-        keepers: list[tuple[date, str]],
-        revoke_ops: Callable[[str], tuple[Op, ...] | str],
-    ) -> None:
+    def _seat_cap(self, cap: int, keepers: list[tuple[date, str]], revoke: tuple[Op, ...] | str) -> None:
         """Bring the active licensed down to `cap`, the longest idle first.
 
         Seats are held by active accounts (suspended and closed ones are not billed). Only
@@ -375,20 +365,16 @@ class _Planner:
         """
         licensed = self.groups.licensed
         seats = len(licensed) - len(self.snapshot.unmanaged & licensed)
-        over = seats + _net_grants(self.actions) - cap
+        over = seats + self.given - self.taken - cap
         if over <= 0:
             return
-        today = self.today
+        today, people = self.today, self.snapshot.people
         last_get = self.activity.last_active.get if self.activity else (lambda _a: None)
         heapq.heapify(keepers)  # earliest "idle since" first, then by account id: order-independent
         while over > 0 and keepers:
             start, account_id = heapq.heappop(keepers)
             if start >= today:
                 break
-            ops = revoke_ops(account_id)
-            if isinstance(ops, str):
-                self.waiting.append(Waiting(account_id, Reason.SEAT_CAP, ops))
-                continue
             facts = Facts(
                 True,
                 True,
@@ -396,29 +382,19 @@ class _Planner:
                 last_get(account_id),
                 (today - start).days,
                 None,
-                self.snapshot.people[account_id].email,
+                people[account_id].email,
                 f"seat cap {cap}",
             )
-            self.actions.append(
-                Action(
-                    action_id(self.policy.name, account_id, Reason.SEAT_CAP, today),
-                    self.policy.name,
-                    self.policy.product,
-                    account_id,
-                    Reason.SEAT_CAP,
-                    ops,
-                    facts,
-                )
-            )
-            over -= 1
+            over -= self._revoke(Reason.SEAT_CAP, revoke, [(account_id, facts)])
         if over <= 0:
             return
-        grants = [a.account_id for a in self.actions if a.reason is Reason.GRANT]
-        drop = set(sorted(grants, reverse=True)[:over])
+        grants = sorted((a.account_id for a in self.actions if a.reason is Reason.GRANT), reverse=True)
+        drop = set(grants[:over])
         if drop:
             self.actions[:] = [
                 a for a in self.actions if not (a.reason is Reason.GRANT and a.account_id in drop)
             ]
+            self.given -= len(drop)
             self.waiting.extend(Waiting(a, Reason.GRANT, f"seat cap {cap} reached") for a in sorted(drop))
             over -= len(drop)
         if over > 0:
@@ -427,12 +403,6 @@ class _Planner:
                     "", Reason.SEAT_CAP, f"{over} over the seat cap of {cap}, and nobody idle to take from"
                 )
             )
-
-
-def _net_grants(actions: Iterable[Action]) -> int:
-    """Licenses the actions give minus the licenses they take."""
-    reasons = Counter(map(attrgetter("reason"), actions))
-    return reasons[Reason.GRANT] - sum(reasons[r] for r in REVOKING_REASONS)
 
 
 def plan_product(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
