@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_not, methodcaller, not_
 from typing import NamedTuple
 
 
@@ -190,37 +192,51 @@ class Snapshot:
     def _groups_by_name(self) -> dict[str, Group]:
         return {g.name.casefold(): g for g in self.groups.values()}
 
+    # A million-person snapshot is walked by the properties below in C (`map`, `compress`)
+    # rather than by a Python loop per person: several times faster, and planning a
+    # million people has to take seconds.
+
     @cached_property
     def unmanaged(self) -> frozenset[str]:
         """Suspended and closed accounts: the rules leave them alone."""
-        return frozenset(a for a, p in self.people.items() if p.status is not AccountStatus.ACTIVE)
+        statuses = map(attrgetter("status"), self.people.values())
+        return frozenset(compress(self.people, map(is_not, statuses, repeat(AccountStatus.ACTIVE))))
 
     @cached_property
     def admins(self) -> frozenset[str]:
         """Org and site admins hold access anyway; they never lose a license to a rule."""
-        return frozenset(a for a, p in self.people.items() if p.is_admin)
-
-    @cached_property
-    def by_domain(self) -> dict[str, frozenset[str]]:
-        index: dict[str, set[str]] = {}
-        for account_id, person in self.people.items():
-            index.setdefault(person.domain, set()).add(account_id)
-        return {d: frozenset(a) for d, a in index.items()}
+        return frozenset(compress(self.people, map(attrgetter("is_admin"), self.people.values())))
 
     def in_domains(self, domains: Iterable[str]) -> frozenset[str]:
-        found: set[str] = set()
-        for domain in domains:
-            found.update(self.by_domain.get(domain.lower(), ()))
-        return frozenset(found)
+        """Everyone whose email domain (`Person.domain`) is one of `domains`, in any case."""
+        wanted = {d.lower() for d in domains}
+        if not wanted:
+            return frozenset()
+        surely, also, _ = self._by_domains(wanted)
+        return frozenset(chain(surely, also))
 
     def outside_domains(self, domains: Iterable[str]) -> frozenset[str]:
-        """Everyone whose email domain is not one of `domains`: the external people.
+        """Everyone whose email domain is not one of `domains`: the external people."""
+        wanted = {d.lower() for d in domains}
+        if not wanted:
+            return frozenset(self.people)
+        return frozenset(self._by_domains(wanted)[2])
 
-        Built from the other domains' members, not as everyone less `in_domains`, because
-        the outside is usually the small side of a large org.
+    def _by_domains(self, wanted: set[str]) -> tuple[Iterable[str], list[str], list[str]]:
+        """People at one of the `wanted` (lowercase) domains, in two parts, and everyone else.
+
+        An email that ends in "@" and a wanted domain is at that domain: one pass in C finds
+        nearly everyone at one (the first part). The others are looked at one by one, as a
+        domain may be written in capitals ("Fay@Example.com"): the second part, and the rest.
         """
-        inside = {d.lower() for d in domains}
-        return self.in_domains(d for d in self.by_domain if d not in inside)
+        people = self.people
+        suffixes = tuple(f"@{d}" for d in wanted if "@" not in d)  # no domain holds an "@"
+        ends = list(map(methodcaller("endswith", suffixes), map(attrgetter("email"), people.values())))
+        also: list[str] = []
+        elsewhere: list[str] = []
+        for account_id in compress(people, map(not_, ends)):
+            (also if people[account_id].domain in wanted else elsewhere).append(account_id)
+        return compress(people, ends), also, elsewhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +363,8 @@ class Plan:
     licensed_after: int = 0
 
     def counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(a.reason.value for a in self.actions).items()))
+        by_reason = Counter(map(attrgetter("reason"), self.actions))
+        return dict(sorted((reason.value, n) for reason, n in by_reason.items()))
 
     @property
     def revocations(self) -> int:
