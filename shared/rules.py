@@ -185,15 +185,20 @@ class _Planner:
 
     def _emit(self, reason: Reason, ops: tuple[Op, ...], decided: _Decided) -> None:
         """One action per decision, all carried out by the same operations."""
-        # Sorted by account here, so the plan's final sort only merges runs (cheaper than
-        # sorting everything at the end). Ids are model.action_id's, built in the loop
-        # rather than through a call per action; a property test pins that they are equal.
+        # Sorted by account here, so the plan's final sort only merges runs. Ids are
+        # model.action_id's, built in the loop rather than through a call per action; and
+        # each Action is made as its own `__new__` makes it, `tuple.__new__` with every
+        # field in order, less the Python frame of that `__new__` (a third of the time).
+        # Tests pin both: the ids are equal, the actions whole.
         decided.sort(key=itemgetter(0))
         head, tail, sha256 = self._id_head, self._id_tails[reason], hashlib.sha256
-        name, product = self.policy.name, self.policy.product
+        name, product, new = self.policy.name, self.policy.product, tuple.__new__
         self.actions.extend(
             [
-                Action(sha256(f"{head}{a}{tail}".encode()).hexdigest()[:24], name, product, a, reason, ops, f)
+                new(
+                    Action,
+                    (sha256(f"{head}{a}{tail}".encode()).hexdigest()[:24], name, product, a, reason, ops, f),
+                )
                 for a, f in decided
             ]
         )

@@ -24,6 +24,8 @@ from shared.config import Policy
 from shared.model import (
     REVOKING_REASONS,
     AccountStatus,
+    Action,
+    Facts,
     Group,
     Person,
     Plan,
@@ -366,10 +368,13 @@ def test_every_action_id_is_unique_within_a_plan(org: Org) -> None:
 
 @PROPERTY_SETTINGS
 @given(orgs())
-def test_every_action_id_is_the_model_action_id_of_its_decision(org: Org) -> None:
-    """The planner makes ids with its own loop; they must be the ids the executor expects."""
+def test_every_action_is_whole_and_its_id_is_the_model_action_id(org: Org) -> None:
+    """The planner makes actions and their ids in its own loop (`_Planner._emit`): each must
+    be an Action with every field, and its id the one the executor expects."""
     for policy, plan in zip(org.policies, org.plans(), strict=True):
         for action in plan.actions:
+            assert type(action) is Action and len(action) == len(Action._fields)
+            assert type(action.facts) is Facts and len(action.facts) == len(Facts._fields)
             assert action.id == action_id(policy.name, action.account_id, action.reason, TODAY)
 
 
