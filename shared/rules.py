@@ -334,7 +334,8 @@ class _Planner:
                     start = last if since is None or since < last else since
                 ext = account_id in external
                 if start > cutoff[ext, last is None]:
-                    keepers.append((start, account_id))
+                    if policy.seat_cap is not None:
+                        keepers.append((start, account_id))
                     continue
                 threshold = (outside if ext else internal) + (grace if last is None else 0)
                 facts = Facts(
