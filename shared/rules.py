@@ -20,7 +20,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import heapq
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from operator import attrgetter, itemgetter
 
@@ -279,8 +280,10 @@ class _Planner:
         decided = [(a, Facts(False, False, True, email=people[a].email)) for a in stale]
         self._emit(Reason.CLEAR_STALE_MARKER, (remove_marker,), decided)
 
-        # INACTIVE; the rest are the candidates SEAT_CAP may take from, as (idle since, id).
-        keepers: list[tuple[date, str]] = []
+        # INACTIVE; the rest are the candidates SEAT_CAP may take from: the members of each
+        # of `later` last active after its cutoff, and `dated`, as (idle since, id).
+        later: list[tuple[frozenset[str], date]] = []
+        dated: list[tuple[date, str]] = []
         activity = self.activity
         if activity is not None:
             internal = policy.inactive_after_days
@@ -317,11 +320,10 @@ class _Planner:
                 cut = cutoff[ext, False]
                 decided = [
                     (a, Facts(True, True, False, d, (today - d).days, threshold_days, people[a].email))
-                    for a, d in _last_used(group, last_active, cut, idle=True)
+                    for a, d in _last_used(group, last_active, cut)
                 ]
                 self._revoke(Reason.INACTIVE, revoke, decided)
-                if policy.seat_cap is not None:
-                    keepers.extend((d, a) for a, d in _last_used(group, last_active, cut, idle=False))
+                later.append((group, cut))
             # The licensing dates, read in the order they sit in memory (see `_last_used`).
             decided = []
             for account_id, since in activity.licensed_since.items():
@@ -335,7 +337,7 @@ class _Planner:
                 ext = account_id in external
                 if start > cutoff[ext, last is None]:
                     if policy.seat_cap is not None:
-                        keepers.append((start, account_id))
+                        dated.append((start, account_id))
                     continue
                 threshold = (outside if ext else internal) + (grace if last is None else 0)
                 facts = Facts(
@@ -345,7 +347,7 @@ class _Planner:
             self._revoke(Reason.INACTIVE, revoke, decided)
 
         if policy.seat_cap is not None:
-            self._seat_cap(policy.seat_cap, keepers, revoke)
+            self._seat_cap(policy.seat_cap, later, dated, revoke)
         key = attrgetter("account_id")
         self.actions.sort(key=key)
         self.waiting.sort(key=key)
@@ -359,7 +361,13 @@ class _Planner:
             licensed_after=len(licensed) + self.given - self.taken,
         )
 
-    def _seat_cap(self, cap: int, keepers: list[tuple[date, str]], revoke: tuple[Op, ...] | str) -> None:
+    def _seat_cap(
+        self,
+        cap: int,
+        later: list[tuple[frozenset[str], date]],
+        dated: list[tuple[date, str]],
+        revoke: tuple[Op, ...] | str,
+    ) -> None:
         """Bring the active licensed down to `cap`, the longest idle first.
 
         Seats are held by active accounts (suspended and closed ones are not billed). Only
@@ -374,17 +382,21 @@ class _Planner:
         if over <= 0:
             return
         today, people = self.today, self.snapshot.people
-        last_get = self.activity.last_active.get if self.activity else (lambda _a: None)
-        heapq.heapify(keepers)  # earliest "idle since" first, then by account id: order-independent
-        while over > 0 and keepers:
-            start, account_id = heapq.heappop(keepers)
-            if start >= today:
+        last_active = self.activity.last_active if self.activity else {}
+        # Earliest "idle since" first, then by account id: order-independent.
+        heapq.heapify(dated)
+        keepers = heapq.merge(
+            _in_idle_order(later, last_active, today, over),
+            (heapq.heappop(dated) for _ in range(len(dated))),
+        )
+        for start, account_id in keepers:
+            if over <= 0 or start >= today:
                 break
             facts = Facts(
                 True,
                 True,
                 False,
-                last_get(account_id),
+                last_active.get(account_id),
                 (today - start).days,
                 None,
                 people[account_id].email,
@@ -410,21 +422,48 @@ class _Planner:
             )
 
 
-def _last_used(
-    group: frozenset[str], last_active: Mapping[str, date], cut: date, *, idle: bool
-) -> list[tuple[str, date]]:
-    """(person, day of last use) for those of `group` last active on or before `cut` if
-    `idle`, or after it if not. People never active are in neither.
+def _last_used(group: frozenset[str], last_active: Mapping[str, date], cut: date) -> list[tuple[str, date]]:
+    """(person, day of last use) for those of `group` last active on or before `cut`.
 
     Looking a person up in a million-entry dict costs a few cache misses; the dates can
-    instead be read in the order they sit in memory, and only those on the wanted side of
-    the cutoff looked up in the group (a set: fewer misses). So the dates are walked,
-    unless the group is much the smaller.
+    instead be read in the order they sit in memory, and only those on or before the
+    cutoff looked up in the group (a set: fewer misses). So the dates are walked, unless
+    the group is much the smaller.
     """
     if len(group) * 3 < len(last_active):
         get = last_active.get
-        return [(a, d) for a in group if (d := get(a)) is not None and (d <= cut) is idle]
-    return [(a, d) for a, d in last_active.items() if (d <= cut) is idle and a in group]
+        return [(a, d) for a in group if (d := get(a)) is not None and d <= cut]
+    return [(a, d) for a, d in last_active.items() if d <= cut and a in group]
+
+
+def _in_idle_order(
+    later: list[tuple[frozenset[str], date]], last_active: Mapping[str, date], until: date, need: int
+) -> Iterator[tuple[date, str]]:
+    """(day of last use, person), earliest first, then by account id, for the members of
+    each group of `later` last active after its cutoff and before `until`.
+
+    The seat cap takes the first `need` or so of what may be hundreds of thousands. So
+    instead of sorting them all, the days are taken a window at a time, each holding at
+    least `need` people by a count of everyone's days (then twice as many, and so on),
+    and a window's members found in one walk over the dates in memory order.
+    """
+    if not later:
+        return
+    counts = Counter(last_active.values())
+    days = sorted(d for d in counts if min(cut for _, cut in later) < d < until)
+    first = 0
+    while first < len(days):
+        end, people = first, 0
+        while end < len(days) and people < need:
+            people += counts[days[end]]
+            end += 1
+        window = frozenset(days[first:end])
+        yield from sorted(
+            (d, a)
+            for a, d in last_active.items()
+            if d in window and any(d > cut and a in group for group, cut in later)
+        )
+        first, need = end, need * 2
 
 
 def plan_product(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TypeVar
 
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from shared.config import Policy
@@ -34,7 +34,7 @@ from shared.model import (
     Snapshot,
     action_id,
 )
-from shared.rules import plan_product, plan_relicense
+from shared.rules import _in_idle_order, plan_product, plan_relicense
 from tests.rules.conftest import PROPERTY_SETTINGS
 from tests.rules.orgs import NOW, TODAY, ProductGroups, apply_plan, days_ago, group_id, make_policy
 
@@ -384,3 +384,33 @@ def test_each_person_gets_at_most_one_action_per_product(org: Org) -> None:
     for plan in org.plans():
         accounts = [a.account_id for a in plan.actions] + [w.account_id for w in plan.waiting]
         assert len(accounts) == len(set(accounts))
+
+
+ACCOUNTS = st.sampled_from([f"acc-{i}" for i in range(12)])
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.dictionaries(ACCOUNTS, st.integers(0, 8)),
+    st.lists(st.tuples(st.frozensets(ACCOUNTS), st.integers(0, 8)), min_size=1, max_size=3),
+    st.integers(0, 8),
+    st.integers(1, 6),
+)
+# Last active on the later of two cutoffs: idle enough for INACTIVE, so not a candidate.
+@example({"acc-1": 3}, [(frozenset({"acc-1"}), 3), (frozenset(), 5)], 0, 1)
+def test_seat_cap_candidates_come_longest_idle_first_however_many_are_wanted(
+    idle_days: dict[str, int], groups: list[tuple[frozenset[str], int]], until_days: int, need: int
+) -> None:
+    """The seat cap reads its candidates a window of days at a time (`_in_idle_order`);
+    whatever the windows, they must come as sorting them all would give them."""
+    last_active = {a: days_ago(n) for a, n in idle_days.items()}
+    later = [(group, days_ago(n)) for group, n in groups]
+    until = days_ago(until_days)
+
+    expected = sorted(
+        (d, a)
+        for a, d in last_active.items()
+        if d < until and any(d > cut and a in group for group, cut in later)
+    )
+
+    assert list(_in_idle_order(later, last_active, until, need)) == expected
