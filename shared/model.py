@@ -15,8 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from itertools import chain, compress
-from operator import attrgetter, not_
+from operator import attrgetter
 from typing import NamedTuple
 
 
@@ -210,35 +209,34 @@ class Snapshot:
 
     def in_domains(self, domains: Iterable[str]) -> frozenset[str]:
         """Everyone whose email domain (`Person.domain`) is one of `domains`, in any case."""
-        wanted = {d.lower() for d in domains}
+        wanted, suffixes = _domain_test(domains)
         if not wanted:
             return frozenset()
-        surely, also, _ = self._by_domains(wanted)
-        return frozenset(chain(surely, also))
+        # See `_domain_test`: `Person.domain` only where `endswith` does not settle it.
+        return frozenset(
+            a for a, p in self.people.items() if p.email.endswith(suffixes) or p.domain in wanted
+        )
 
     def outside_domains(self, domains: Iterable[str]) -> frozenset[str]:
         """Everyone whose email domain is not one of `domains`: the external people."""
-        wanted = {d.lower() for d in domains}
+        wanted, suffixes = _domain_test(domains)
         if not wanted:
             return frozenset(self.people)
-        return frozenset(self._by_domains(wanted)[2])
+        return frozenset(
+            a for a, p in self.people.items() if not (p.email.endswith(suffixes) or p.domain in wanted)
+        )
 
-    def _by_domains(self, wanted: set[str]) -> tuple[Iterable[str], list[str], list[str]]:
-        """People at one of the `wanted` (lowercase) domains, in two parts, and everyone else.
 
-        An email that ends in "@" and a wanted domain is at that domain: one `endswith` per
-        person finds nearly everyone at one (the first part), with no string made for each
-        as `Person.domain` makes. The others are looked at one by one, as a domain may be
-        written in capitals ("Fay@Example.com"): the second part, and the rest.
-        """
-        people = self.people
-        suffixes = tuple(f"@{d}" for d in wanted if "@" not in d)  # no domain holds an "@"
-        ends = [p.email.endswith(suffixes) for p in people.values()]
-        also: list[str] = []
-        elsewhere: list[str] = []
-        for account_id in compress(people, map(not_, ends)):
-            (also if people[account_id].domain in wanted else elsewhere).append(account_id)
-        return compress(people, ends), also, elsewhere
+def _domain_test(domains: Iterable[str]) -> tuple[set[str], tuple[str, ...]]:
+    """The wanted domains (lowercase) and the email endings that are surely at one of them.
+
+    An email that ends in "@" and a wanted domain is at that domain, and `endswith` tells
+    it without making a string per person as `Person.domain` does; only the others (the
+    external people, a domain written in capitals, "Fay@Example.com") need `Person.domain`.
+    A domain with an "@" in it matches no one, as `Person.domain` never holds one.
+    """
+    wanted = {d.lower() for d in domains}
+    return wanted, tuple(f"@{d}" for d in wanted if "@" not in d)
 
 
 @dataclass(frozen=True, slots=True)
