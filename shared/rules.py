@@ -21,9 +21,10 @@ import gc
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from operator import attrgetter, itemgetter
+from typing import NamedTuple
 
 from shared.config import Policy
 from shared.model import (
@@ -280,9 +281,9 @@ class _Planner:
         decided = [(a, Facts(False, False, True, email=people[a].email)) for a in stale]
         self._emit(Reason.CLEAR_STALE_MARKER, (remove_marker,), decided)
 
-        # INACTIVE; the rest are the candidates SEAT_CAP may take from: the members of each
-        # of `later` last active after its cutoff, and `dated`, as (idle since, id).
-        later: list[tuple[frozenset[str], date]] = []
+        # INACTIVE; the rest are the candidates SEAT_CAP may take from: those of each of
+        # `later` last active after its cutoff, and `dated`, as (idle since, id).
+        later: list[_Idle] = []
         dated: list[tuple[date, str]] = []
         activity = self.activity
         if activity is not None:
@@ -298,36 +299,46 @@ class _Planner:
                 for ext in (False, True)
                 for never in (False, True)
             }
-            last_active, last_get = activity.last_active, activity.last_active.get
-            # Entitled, licensed, not marked, managed, not protected, activity known: the
-            # licensed less one small set, rather than five passes over the big ones.
-            candidates = licensed - (unentitled | marked | ignored | protected | activity.unknown)
-            # The common case, per threshold: no licensing date to weigh, so idle since the
-            # last use (people never active and first seen tonight are idle from tonight:
-            # neither INACTIVE nor a seat-cap candidate). The rest, below, one by one.
-            plain = candidates - activity.licensed_since.keys()
+            last_active, last_get, since_of = (
+                activity.last_active,
+                activity.last_active.get,
+                activity.licensed_since,
+            )
+            # INACTIVE weighs the licensed who are entitled, not marked, managed, not
+            # protected, with activity known tonight: the licensed not in `skip`. Testing
+            # `skip` (small) beside `licensed` spares building that set of most of the org,
+            # whose every id would be a reference counted in and, later, out.
+            skip = unentitled | marked | ignored | protected | activity.unknown
             external = (
                 frozenset()
                 if external_days is None
                 else self.snapshot.outside_domains(policy.internal_domains)
             )
-            groups: list[tuple[frozenset[str], int, bool]] = (
-                [(plain, internal, False)]
+            # The common case, per threshold: no licensing date to weigh, so idle since the
+            # last use (people never active and first seen tonight are idle from tonight:
+            # neither INACTIVE nor a seat-cap candidate). The rest, below, one by one.
+            thresholds: list[tuple[_Idle, int]] = (
+                [(_Idle(licensed, skip, since_of, cutoff[False, False]), internal)]
                 if external_days is None
-                else [(plain - external, internal, False), (plain & external, outside, True)]
+                else [
+                    (_Idle(licensed, skip | external, since_of, cutoff[False, False]), internal),
+                    (
+                        _Idle((licensed & external) - skip, frozenset(), since_of, cutoff[True, False]),
+                        outside,
+                    ),
+                ]
             )
-            for group, threshold_days, ext in groups:
-                cut = cutoff[ext, False]
+            for idle, threshold_days in thresholds:
                 decided = [
                     (a, Facts(True, True, False, d, (today - d).days, threshold_days, people[a].email))
-                    for a, d in _last_used(group, last_active, cut)
+                    for a, d in idle.last_used(last_active)
                 ]
                 self._revoke(Reason.INACTIVE, revoke, decided)
-                later.append((group, cut))
-            # The licensing dates, read in the order they sit in memory (see `_last_used`).
+                later.append(idle)
+            # The licensing dates, read in the order they sit in memory (see `_Idle`).
             decided = []
-            for account_id, since in activity.licensed_since.items():
-                if account_id not in candidates:
+            for account_id, since in since_of.items():
+                if account_id not in licensed or account_id in skip:
                     continue
                 last = last_get(account_id)
                 if last is None:
@@ -364,7 +375,7 @@ class _Planner:
     def _seat_cap(
         self,
         cap: int,
-        later: list[tuple[frozenset[str], date]],
+        later: list[_Idle],
         dated: list[tuple[date, str]],
         revoke: tuple[Op, ...] | str,
     ) -> None:
@@ -422,35 +433,63 @@ class _Planner:
             )
 
 
-def _last_used(group: frozenset[str], last_active: Mapping[str, date], cut: date) -> list[tuple[str, date]]:
-    """(person, day of last use) for those of `group` last active on or before `cut`.
+class _Idle(NamedTuple):
+    """People idle since their last use, for one threshold: those in `members`, in neither
+    `skip` nor `dated` (whose licensing date is weighed apart), last active on or before
+    `cut` (too long) or after it (a seat-cap candidate)."""
 
-    Looking a person up in a million-entry dict costs a few cache misses; the dates can
-    instead be read in the order they sit in memory, and only those on or before the
-    cutoff looked up in the group (a set: fewer misses). So the dates are walked, unless
-    the group is much the smaller.
-    """
-    if len(group) * 3 < len(last_active):
-        get = last_active.get
-        return [(a, d) for a in group if (d := get(a)) is not None and d <= cut]
-    return [(a, d) for a, d in last_active.items() if d <= cut and a in group]
+    members: frozenset[str]
+    skip: Container[str]
+    dated: Container[str]
+    cut: date
+
+    def last_used(self, last_active: Mapping[str, date]) -> list[tuple[str, date]]:
+        """(person, day of last use) for those last active on or before the cutoff.
+
+        Looking a person up in a million-entry dict costs a few cache misses; the dates
+        can instead be read in the order they sit in memory, and only those on or before
+        the cutoff looked up in the sets (fewer misses). So the dates are walked, unless
+        the members are much the fewer.
+        """
+        members, skip, dated, cut = self
+        if len(members) * 3 < len(last_active):
+            get = last_active.get
+            return [
+                (a, d)
+                for a in members
+                if (d := get(a)) is not None and d <= cut and a not in skip and a not in dated
+            ]
+        return [
+            (a, d)
+            for a, d in last_active.items()
+            if d <= cut and a in members and a not in skip and a not in dated
+        ]
+
+    def holds(self, account_id: str, last_used: date) -> bool:
+        """Whether someone last active on `last_used` is one of these, after the cutoff."""
+        return (
+            last_used > self.cut
+            and account_id in self.members
+            and account_id not in self.skip
+            and account_id not in self.dated
+        )
 
 
 def _in_idle_order(
-    later: list[tuple[frozenset[str], date]], last_active: Mapping[str, date], until: date, need: int
+    later: list[_Idle], last_active: Mapping[str, date], until: date, need: int
 ) -> Iterator[tuple[date, str]]:
-    """(day of last use, person), earliest first, then by account id, for the members of
-    each group of `later` last active after its cutoff and before `until`.
+    """(day of last use, person), earliest first, then by account id, for those of each of
+    `later` last active after its cutoff and before `until`.
 
     The seat cap takes the first `need` or so of what may be hundreds of thousands. So
     instead of sorting them all, the days are taken a window at a time, each holding at
     least `need` people by a count of everyone's days (then twice as many, and so on),
-    and a window's members found in one walk over the dates in memory order.
+    and a window's people found in one walk over the dates in memory order.
     """
     if not later:
         return
     counts = Counter(last_active.values())
-    days = sorted(d for d in counts if min(cut for _, cut in later) < d < until)
+    days = sorted(d for d in counts if min(idle.cut for idle in later) < d < until)
     first = 0
     while first < len(days):
         end, people = first, 0
@@ -459,9 +498,7 @@ def _in_idle_order(
             end += 1
         window = frozenset(days[first:end])
         yield from sorted(
-            (d, a)
-            for a, d in last_active.items()
-            if d in window and any(d > cut and a in group for group, cut in later)
+            (d, a) for a, d in last_active.items() if d in window and any(idle.holds(a, d) for idle in later)
         )
         first, need = end, need * 2
 
