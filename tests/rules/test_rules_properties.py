@@ -17,21 +17,24 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TypeVar
 
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from shared.config import Policy
 from shared.model import (
     REVOKING_REASONS,
     AccountStatus,
+    Action,
+    Facts,
     Group,
     Person,
     Plan,
     ProductActivity,
     Reason,
     Snapshot,
+    action_id,
 )
-from shared.rules import plan_product, plan_relicense
+from shared.rules import _Idle, _in_idle_order, plan_product, plan_relicense
 from tests.rules.conftest import PROPERTY_SETTINGS
 from tests.rules.orgs import NOW, TODAY, ProductGroups, apply_plan, days_ago, group_id, make_policy
 
@@ -365,7 +368,95 @@ def test_every_action_id_is_unique_within_a_plan(org: Org) -> None:
 
 @PROPERTY_SETTINGS
 @given(orgs())
+def test_every_action_is_whole_and_its_id_is_the_model_action_id(org: Org) -> None:
+    """The planner makes actions and their ids in its own loop (`_Planner._emit`): each must
+    be an Action with every field, and its id the one the executor expects."""
+    for policy, plan in zip(org.policies, org.plans(), strict=True):
+        for action in plan.actions:
+            assert type(action) is Action and len(action) == len(Action._fields)
+            assert type(action.facts) is Facts and len(action.facts) == len(Facts._fields)
+            assert action.id == action_id(policy.name, action.account_id, action.reason, TODAY)
+
+
+@PROPERTY_SETTINGS
+@given(orgs())
 def test_each_person_gets_at_most_one_action_per_product(org: Org) -> None:
     for plan in org.plans():
         accounts = [a.account_id for a in plan.actions] + [w.account_id for w in plan.waiting]
         assert len(accounts) == len(set(accounts))
+
+
+ACCOUNTS = st.sampled_from([f"acc-{i}" for i in range(12)])
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.dictionaries(ACCOUNTS, st.integers(0, 8)),
+    st.lists(
+        st.tuples(
+            st.frozensets(ACCOUNTS), st.frozensets(ACCOUNTS), st.frozensets(ACCOUNTS), st.integers(0, 8)
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.integers(0, 8),
+    st.integers(1, 6),
+)
+# Last active on the later of two cutoffs: idle enough for INACTIVE, so not a candidate.
+@example(
+    {"acc-1": 3},
+    [(frozenset({"acc-1"}), frozenset(), frozenset(), 3), (frozenset(), frozenset(), frozenset(), 5)],
+    0,
+    1,
+)
+def test_seat_cap_candidates_come_longest_idle_first_however_many_are_wanted(
+    idle_days: dict[str, int],
+    groups: list[tuple[frozenset[str], frozenset[str], frozenset[str], int]],
+    until_days: int,
+    need: int,
+) -> None:
+    """The seat cap reads its candidates a window of days at a time (`_in_idle_order`);
+    whatever the windows, they must come as sorting them all would give them."""
+    last_active = {a: days_ago(n) for a, n in idle_days.items()}
+    later = [_Idle(members, skip, dated, days_ago(n)) for members, skip, dated, n in groups]
+    until = days_ago(until_days)
+
+    expected = sorted(
+        (d, a)
+        for a, d in last_active.items()
+        if d < until
+        and any(d > idle.cut and a in idle.members and a not in idle.skip | idle.dated for idle in later)
+    )
+
+    assert list(_in_idle_order(later, last_active, until, need)) == expected
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.dictionaries(ACCOUNTS, st.integers(0, 8)),
+    st.frozensets(ACCOUNTS),
+    st.frozensets(ACCOUNTS),
+    st.frozensets(ACCOUNTS),
+    st.integers(0, 8),
+    st.sampled_from([0, 50]),
+)
+def test_people_idle_since_their_last_use_are_found_walking_either_side(
+    idle_days: dict[str, int],
+    members: frozenset[str],
+    skip: frozenset[str],
+    dated: frozenset[str],
+    cut_days: int,
+    others: int,
+) -> None:
+    """`_Idle.last_used` walks the dates or the members, whichever is much the fewer (with
+    `others`, people in no group, the dates are the many): both ways must find the members,
+    in neither `skip` nor `dated`, last active on or before the cutoff."""
+    last_active = {f"other-{i}": days_ago(i % 9) for i in range(others)}
+    last_active |= {a: days_ago(n) for a, n in idle_days.items()}
+    idle = _Idle(members, skip, dated, days_ago(cut_days))
+
+    found = sorted(idle.last_used(last_active))
+
+    assert found == sorted(
+        (a, d) for a, d in last_active.items() if d <= idle.cut and a in members - skip - dated
+    )
