@@ -173,6 +173,7 @@ module monitoring './modules/monitoring.bicep' = {
     applicationInsightsName: names.applicationInsights
     location: location
     tags: tags
+    alertEmails: adminMail
   }
 }
 

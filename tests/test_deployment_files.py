@@ -534,3 +534,17 @@ def test_bicep_parses_when_a_bicep_grammar_is_installed() -> None:
     parser = tree_sitter.Parser(tree_sitter.Language(grammar.language()))
     for path in INFRA.rglob("*.bicep"):
         assert not parser.parse(path.read_bytes()).root_node.has_error, path.name
+
+
+def test_a_poisoned_action_raises_an_alert_to_the_admins() -> None:
+    """DESIGN.md, "Flows": after the last try the message lands in the poison queue and an
+    alert is raised. The alert's query must match what the poison handler logs."""
+    monitoring = (INFRA / "modules" / "monitoring.bicep").read_text(encoding="utf-8")
+    handler = (ROOT / "functions" / "reconcile.py").read_text(encoding="utf-8")
+    (phrase,) = re.findall(r'message has "([^"]+)"', monitoring)
+    assert re.search(rf'log\.error\("[^"]*{re.escape(phrase)}', handler), phrase
+    assert "severityLevel >= 3" in monitoring  # log.error is severity 3 in Application Insights
+    assert "Microsoft.Insights/scheduledQueryRules@" in monitoring
+    assert "actionGroups: empty(alertEmailList) ? [] : [alertRecipients.id]" in monitoring
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert re.search(r"module monitoring [^}]*alertEmails: adminMail", main, flags=re.DOTALL)

@@ -209,7 +209,7 @@ var optionalSettings = union(
   empty(seatwardenPolicyFile) ? {} : { SEATWARDEN_POLICY_FILE: seatwardenPolicyFile },
   empty(tablePrefix) ? {} : { SEATWARDEN_TABLE_PREFIX: tablePrefix },
   empty(mailSender) ? {} : { SEATWARDEN_MAIL_SENDER: mailSender },
-  empty(helpContact) ? {} : { SEATWARDEN_HELP_CONTACT: helpContact }
+  empty(helpContact) ? {} : { SEATWARDEN_HELP_CONTACT: helpContact },
   empty(adminMail) ? {} : { SEATWARDEN_ADMIN_MAIL: adminMail }
 )
 // app-settings:end

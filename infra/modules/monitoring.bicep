@@ -8,6 +8,8 @@
 // Resource references:
 // https://learn.microsoft.com/azure/templates/microsoft.operationalinsights/workspaces
 // https://learn.microsoft.com/azure/templates/microsoft.insights/components
+// https://learn.microsoft.com/azure/templates/microsoft.insights/2021-08-01/scheduledqueryrules
+// https://learn.microsoft.com/azure/templates/microsoft.insights/actiongroups
 
 @description('Log Analytics workspace name.')
 param logAnalyticsName string
@@ -25,6 +27,11 @@ param tags object = {}
 @minValue(30)
 @maxValue(730)
 param retentionInDays int = 30
+
+@description('Who is mailed when an action is poisoned (the admin mail, comma-separated). Empty: the alert shows in the portal only.')
+param alertEmails string = ''
+
+var alertEmailList = filter(map(split(alertEmails, ','), e => trim(e)), e => !empty(e))
 
 resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: logAnalyticsName
@@ -48,6 +55,58 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
     WorkspaceResourceId: logAnalytics.id
     // Entra ID only: telemetry without a token is refused.
     DisableLocalAuth: true
+  }
+}
+
+// An action the executor gave up on (functions/reconcile.py `record_poisoned_action` logs it at
+// error level, "... poisoned after N tries") is recorded against its run and raises this alert:
+// somebody must look, as the license it was for is neither given nor taken.
+resource alertRecipients 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailList)) {
+  name: '${applicationInsightsName}-admins'
+  location: 'Global'
+  tags: tags
+  properties: {
+    groupShortName: 'seatwarden'
+    enabled: true
+    emailReceivers: [for (email, i) in alertEmailList: {
+      name: 'admin-${i}'
+      emailAddress: email
+      useCommonAlertSchema: true
+    }]
+  }
+}
+
+resource poisonedActionAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${applicationInsightsName}-poisoned-action'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Seatwarden: an action was poisoned'
+    description: 'The executor gave up on an action after its retries; see `seatwarden runs show RUN` for which.'
+    severity: 2
+    enabled: true
+    scopes: [applicationInsights.id]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where severityLevel >= 3 and message has "poisoned after"'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: empty(alertEmailList) ? [] : [alertRecipients.id]
+    }
   }
 }
 
