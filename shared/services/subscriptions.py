@@ -3,7 +3,10 @@
 Group subscriptions live at most 41,760 minutes (just under 29 days) and must be renewed
 before they expire (https://learn.microsoft.com/graph/api/resources/subscription#subscription-lifetime).
 The keeper creates what is missing, renews what expires within a day, and on creation takes
-a baseline delta link so the first notification reads only what changed after it.
+a baseline delta link so the first notification reads only what changed after it. Each
+subscription it keeps is recorded in the subscriptions table (DESIGN.md, "State"), with the
+name of the setting that holds its clientState, never the value: `config check --live`
+compares the record with what Graph has.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from shared.config import Policy
 from shared.services.entra_sync import delta_cursor
+from shared.store.records import Subscription as Recorded
 
 log = logging.getLogger("seatwarden.subscriptions")
 
@@ -22,6 +26,8 @@ MAX_LIFETIME = timedelta(minutes=41760)
 #: Ask for a little less than the maximum, so clock skew never makes Graph refuse it.
 REQUESTED_LIFETIME = MAX_LIFETIME - timedelta(hours=1)
 RENEW_WITHIN = timedelta(days=1)
+#: Where the clientState comes from, recorded beside each subscription instead of the secret.
+CLIENT_STATE_SETTING = "GRAPH_CLIENT_STATE"
 
 
 def notification_urls(public_url: str) -> tuple[str, str]:
@@ -71,11 +77,22 @@ class SubscriptionKeeper:
                     expires=now + REQUESTED_LIFETIME,
                 )
                 done["created"].append(created.id)
+                self._record(created, resource, group_id, now)
                 log.info("created Graph subscription %s for %s", created.id, resource)
             elif current.expiration_date_time is None or current.expiration_date_time - now < RENEW_WITHIN:
-                await self.graph.renew_subscription(current.id, now + REQUESTED_LIFETIME)
+                renewed = await self.graph.renew_subscription(current.id, now + REQUESTED_LIFETIME)
                 done["renewed"].append(current.id)
+                self._record(renewed, resource, group_id, now)
                 log.info("renewed Graph subscription %s for %s", current.id, resource)
             else:
                 done["kept"].append(current.id)
+                self._record(current, resource, group_id, now)
         return done
+
+    def _record(self, subscription: Any, resource: str, group_id: str, now: datetime) -> None:
+        """Write down a subscription as Graph last described it (its expiry as asked for
+        where Graph left it out)."""
+        expires = subscription.expiration_date_time or now + REQUESTED_LIFETIME
+        self.storage.subscriptions.upsert(
+            Recorded(subscription.id, resource, group_id, expires, CLIENT_STATE_SETTING)
+        )
