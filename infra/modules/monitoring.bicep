@@ -58,9 +58,12 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
-// An action the executor gave up on (functions/reconcile.py `record_poisoned_action` logs it at
-// error level, "... poisoned after N tries") is recorded against its run and raises this alert:
-// somebody must look, as the license it was for is neither given nor taken.
+// An action the executor gave up on lands in the poison queue, where `record_poisoned_action`
+// (functions/reconcile.py) records it against its run; each of its invocations raises this alert:
+// somebody must look, as the license it was for is neither given nor taken. The query counts the
+// function's requests, one per invocation with the function as operation name
+// (https://learn.microsoft.com/azure/azure-functions/analyze-telemetry-data#query-telemetry-data),
+// because host.json keeps requests out of sampling and traces are not.
 resource alertRecipients 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailList)) {
   name: '${applicationInsightsName}-admins'
   location: 'Global'
@@ -92,7 +95,7 @@ resource poisonedActionAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01'
     criteria: {
       allOf: [
         {
-          query: 'traces | where severityLevel >= 3 and message has "poisoned after"'
+          query: 'requests | where operation_Name == "record_poisoned_action"'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
