@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ import azure.functions as func
 from shared.bootstrap import App
 
 T = TypeVar("T")
+log = logging.getLogger("seatwarden.functions")
 
 
 def json_response(body: Any, status: int = 200) -> func.HttpResponse:
@@ -30,6 +32,24 @@ def queue_json(msg: func.QueueMessage) -> Any:
         return json.loads(msg.get_body().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadMessage(f"queue message {msg.id} is not JSON") from exc
+
+
+def poisoned(msg: func.QueueMessage, kind: str) -> Any:
+    """Log a message the host gave up on (it moved it to the ``-poison`` queue after
+    ``maxDequeueCount`` tries), and return its JSON body, or None if it has none.
+
+    Every invocation of a ``record_poisoned_*`` function raises the Azure Monitor alert in
+    infra/modules/monitoring.bicep; this log line says which message it was.
+    """
+    try:
+        body = json.loads(msg.get_body().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    what = body.get("type") if isinstance(body, dict) else None
+    log.error(
+        "poisoned %s message %s (%s) after %s tries", kind, msg.id, what or "not JSON", msg.dequeue_count
+    )
+    return body
 
 
 def headers_of(req: func.HttpRequest) -> dict[str, str]:

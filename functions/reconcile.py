@@ -1,4 +1,4 @@
-"""The nightly reconcile (timer) and the action executor (queue), with its poison queue."""
+"""The nightly reconcile (timer), its lookups and the action executor (queues), with their poison queues."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 import azure.functions as func
 
-from functions._common import queue_json, with_clients
+from functions._common import poisoned, queue_json, with_clients
 from shared.bootstrap import App
 from shared.services.execute import BadMessage, Executor
 from shared.services.lookups import LookupWorker
@@ -52,19 +52,42 @@ async def look_up_activity(msg: func.QueueMessage) -> None:
     if message.get("type") != "lookups":
         raise BadMessage(f"not a lookups message: {message.get('type')!r}")
     app = App.from_env()
-    mail = MailSetup.from_settings(app.settings)
 
     async def work(atlassian, graph):
         worker = LookupWorker(app.storage, atlassian, app.clock)
         counts = await worker.apply(message)
         if worker.batch_done(message):
-            report = await Reconciler(
-                app.storage, atlassian, graph, app.clock, holder="lookups", mail=mail
-            ).run(app.policies, lookups="skip")
-            counts["planned"] = len(report.outcomes)
+            counts["planned"] = await _plan_after_lookups(app, atlassian, graph)
         return counts
 
     log.info("lookups batch: %s", json.dumps(await with_clients(app, work)))
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=LOOKUPS_QUEUE + "-poison", connection="AzureWebJobsStorage")
+async def record_poisoned_lookups(msg: func.QueueMessage) -> None:
+    """A lookups batch the host gave up on: its people stay unknown tonight (left alone), and
+    it still counts against its job, so the last batch starts the plan for everyone else."""
+    message = poisoned(msg, "lookups")
+    if not isinstance(message, dict) or message.get("type") != "lookups":
+        return
+    app = App.from_env()
+
+    async def work(atlassian, graph):
+        worker = LookupWorker(app.storage, atlassian, app.clock)
+        if worker.batch_done(message, outcome="poisoned"):
+            return await _plan_after_lookups(app, atlassian, graph)
+        return 0
+
+    log.info("poisoned lookups batch counted; %s policies planned", await with_clients(app, work))
+
+
+async def _plan_after_lookups(app: App, atlassian, graph) -> int:
+    """The pass after the lookups queue: plan every policy, with what the lookups found."""
+    mail = MailSetup.from_settings(app.settings)
+    report = await Reconciler(app.storage, atlassian, graph, app.clock, holder="lookups", mail=mail).run(
+        app.policies, lookups="skip"
+    )
+    return len(report.outcomes)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=ACTIONS_QUEUE, connection="AzureWebJobsStorage")
@@ -82,17 +105,15 @@ async def execute_action(msg: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=ACTIONS_QUEUE + "-poison", connection="AzureWebJobsStorage")
 def record_poisoned_action(msg: func.QueueMessage) -> None:
     """After the last try the host moves the message here: record it against its run."""
-    app = App.from_env()
+    message = poisoned(msg, "actions")
     try:
-        message = json.loads(msg.get_body().decode("utf-8"))
         run_id = str(message.get("run_id") or "")
         account_id = str(message["action"]["account_id"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
-        log.error("poisoned message %s is not an action; dropped", msg.id)
+    except (KeyError, TypeError, AttributeError):
         return
     if run_id:
+        app = App.from_env()
         app.storage.results.set_outcome(
             run_id, account_id, "poisoned", f"gave up after {msg.dequeue_count} tries"
         )
         app.storage.runs.record_outcome(run_id, "poisoned")
-    log.error("action for %s in run %s poisoned after %s tries", account_id, run_id, msg.dequeue_count)

@@ -58,10 +58,11 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
-// An action the executor gave up on lands in the poison queue, where `record_poisoned_action`
-// (functions/reconcile.py) records it against its run; each of its invocations raises this alert:
-// somebody must look, as the license it was for is neither given nor taken. The query counts the
-// function's requests, one per invocation with the function as operation name
+// A message the host gave up on lands in its queue's poison queue, where a `record_poisoned_*`
+// function (functions/reconcile.py, functions/poison.py) records or logs it; each invocation
+// raises this alert: somebody must look (for an action, the license it was for is neither given
+// nor taken). The query counts those functions' requests, one per invocation, named after the
+// function
 // (https://learn.microsoft.com/azure/azure-functions/analyze-telemetry-data#query-telemetry-data),
 // because host.json keeps requests out of sampling and traces are not.
 resource alertRecipients 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailList)) {
@@ -80,13 +81,13 @@ resource alertRecipients 'Microsoft.Insights/actionGroups@2023-01-01' = if (!emp
 }
 
 resource poisonedActionAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
-  name: '${applicationInsightsName}-poisoned-action'
+  name: '${applicationInsightsName}-poisoned'
   location: location
   tags: tags
   kind: 'LogAlert'
   properties: {
-    displayName: 'Seatwarden: an action was poisoned'
-    description: 'The executor gave up on an action after its retries; see `seatwarden runs show RUN` for which.'
+    displayName: 'Seatwarden: a message was poisoned'
+    description: 'A queued piece of work failed every try; an action shows in `seatwarden runs show RUN --outcome poisoned`, the rest in the function log.'
     severity: 2
     enabled: true
     scopes: [applicationInsights.id]
@@ -95,7 +96,7 @@ resource poisonedActionAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01'
     criteria: {
       allOf: [
         {
-          query: 'requests | where operation_Name == "record_poisoned_action"'
+          query: 'requests | where operation_Name startswith "record_poisoned_"'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

@@ -100,9 +100,9 @@ def demo(
     users: Annotated[int, typer.Option(help="people in the generated org")] = 500,
     seed: Annotated[int, typer.Option(help="the same seed gives the same org")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON summary on stdout")] = False,
-    report_file: Annotated[
-        Path, typer.Option("--report", help="where to write the HTML report")
-    ] = Path("out/seatwarden-demo-report.html"),
+    report_file: Annotated[Path, typer.Option("--report", help="where to write the HTML report")] = Path(
+        "out/seatwarden-demo-report.html"
+    ),
 ) -> None:
     """Azurite and the sandbox, a dry run, an enforce run, a return, an Entra change, the report.
 

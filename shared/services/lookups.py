@@ -91,17 +91,19 @@ class LookupWorker:
 
         self.storage.users.update(product, account_id, mutate)
 
-    def batch_done(self, message: dict[str, Any]) -> bool:
+    def batch_done(self, message: dict[str, Any], outcome: str = "applied") -> bool:
         """Count this batch against its job; True once, for whoever completes the job.
 
         The queue's own length cannot tell (it counts messages still being processed, this
         one included), so the job is a run whose outcomes count finished batches. A
-        redelivered batch counts once; the plan is claimed once per night.
+        redelivered batch counts once; the plan is claimed once per night. A batch the host
+        gave up on counts too, as ``poisoned``: its people are unknown tonight and left
+        alone, and the others' plan is not held up by them.
         """
         job_id = str(message.get("job_id") or "")
         batch = f"{job_id}:{(message.get('accounts') or [''])[0]}"
         if job_id and self.storage.deliveries.first_time("lookup-batch", batch):
-            job = self.storage.runs.record_outcome(job_id, "applied")
+            job = self.storage.runs.record_outcome(job_id, outcome)
         else:
             job = self.storage.runs.get(job_id) if job_id else None
         if job is None or job.status != "done":

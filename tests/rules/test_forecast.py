@@ -52,8 +52,10 @@ def test_people_revoked_tonight_excluded_admins_and_unknown_activity_are_not_for
 
 
 def test_the_forecast_looks_no_further_than_its_horizon() -> None:
-    org = OrgBuilder().person("soon", entitled=True, licensed=True, idle_days=88).person(
-        "later", entitled=True, licensed=True, idle_days=60
+    org = (
+        OrgBuilder()
+        .person("soon", entitled=True, licensed=True, idle_days=88)
+        .person("later", entitled=True, licensed=True, idle_days=60)
     )
     assert set(_forecast(org, horizon=7, inactive_after_days=90)) == {"soon"}
     assert _forecast(org, horizon=0, inactive_after_days=90) == {}

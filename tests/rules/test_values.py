@@ -33,4 +33,3 @@ def test_a_decision_and_its_facts_cannot_be_changed_once_made(value: object, fie
 def test_facts_survive_their_dict_form_whole() -> None:
     assert Facts.from_dict(FACTS.to_dict()) == FACTS
     assert Facts.from_dict(Facts(False, True, True).to_dict()) == Facts(False, True, True)
-
