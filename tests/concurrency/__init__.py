@@ -1,0 +1,121 @@
+"""Concurrency: the real functions in threads at once, on Azurite and the sandbox over HTTP.
+
+The Functions host runs invocations concurrently in one worker and across instances; these
+tests do the same with threads, and stop a thread at a chosen point in the product code
+(`Gate`) to force the interleaving that matters. Every wait is bounded and says what it
+waited for, so a broken interleaving fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+#: The longest any thread waits for another, in seconds.
+WAIT = 30.0
+
+
+class Gate:
+    """A point in product code where threads stop until the test opens the gate."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.arrivals: list[str] = []
+        self._reached = threading.Event()
+        self._open = threading.Event()
+
+    def arrive(self) -> None:
+        """Called from product code (in a patched method): wait here until the test opens."""
+        self.arrivals.append(threading.current_thread().name)
+        self._reached.set()
+        if not self._open.wait(WAIT):
+            raise AssertionError(f"gate {self.name!r} was never opened within {WAIT:.0f} s")
+
+    def wait_reached(self) -> None:
+        if not self._reached.wait(WAIT):
+            raise AssertionError(f"no thread reached gate {self.name!r} within {WAIT:.0f} s")
+
+    def open(self) -> None:
+        self._open.set()
+
+
+class Worker(threading.Thread):
+    """A thread that runs ``target`` once and keeps its result or exception for `result()`."""
+
+    def __init__(self, name: str, target: Callable[[], Any]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = self._target_fn()
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> Any:
+        """Wait (bounded) for the thread; its return value, or re-raise what it raised."""
+        self.join(WAIT * 2)
+        if self.is_alive():
+            raise AssertionError(f"thread {self.name} did not finish within {WAIT * 2:.0f} s")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Inside:
+    """Counts how many threads are inside a block at once: proof that work overlapped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+def seatwarden_changes(sb: Any, since: int = 0) -> Counter[tuple[str, str, str]]:
+    """What Seatwarden's writes did to the org, from the sandbox's change log.
+
+    (account id, change kind, group id); SCIM's mirroring of Entra and the test's own edits
+    (``via`` sandbox or scim) are not Seatwarden's.
+    """
+    found: Counter[tuple[str, str, str]] = Counter()
+    for change in sb.changes(since):
+        if change.system != "atlassian" or change.details.get("via") != "api":
+            continue
+        found[(change.details["account_id"], change.kind, change.details.get("group_id") or "")] += 1
+    return found
+
+
+_KIND = {
+    ("add", "atlassian"): "membership_added",
+    ("remove", "atlassian"): "membership_removed",
+    ("suspend", "atlassian"): "user_suspended",
+}
+
+
+def audited_changes(storage: Any) -> Counter[tuple[str, str, str]]:
+    """The same shape from the audit trail: every operation an entry says it changed."""
+    found: Counter[tuple[str, str, str]] = Counter()
+    for entry in storage.audit.query(limit=100_000):
+        for op in (entry.after or {}).get("changed", []) if isinstance(entry.after, dict) else []:
+            kind = _KIND.get((op["kind"], op["via"]))
+            if kind is not None:
+                found[(entry.account_id, kind, op.get("group_id") or "")] += 1
+    return found
+
+
+def audit_entries_per_action(storage: Any) -> Counter[str]:
+    return Counter(e.action_id for e in storage.audit.query(limit=100_000) if e.action_id)
