@@ -1,0 +1,108 @@
+"""Several executors on one actions queue, and one action delivered to two executors at once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.services.execute import Current, Executor
+from tests.concurrency import (
+    WAIT,
+    Inside,
+    Worker,
+    audit_entries_per_action,
+    audited_changes,
+    seatwarden_changes,
+)
+from tests.functions.conftest import World, queue_message, run_function
+
+EXECUTORS = 4
+
+
+def queued_actions(world: World) -> list[dict[str, Any]]:
+    """Tonight's action messages, taken off the queue (to be handed to executors by the test)."""
+    bodies = []
+    while batch := world.storage.queues.receive("actions", max_messages=32):
+        for message, body in batch:
+            world.storage.queues.delete("actions", message)
+            bodies.append(body)
+    return bodies
+
+
+def test_four_executors_draining_one_queue_apply_each_action_once_with_one_audit_entry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.nightly()
+    queued = world.storage.queues.peek_count("actions")
+    assert queued >= 10, "the seeded night should queue work for several executors"
+    since = len(world.sb.changes())
+    inside = Inside()
+    real_apply = Executor.apply
+
+    async def apply(self: Executor, message: Any) -> str:
+        with inside:
+            return await real_apply(self, message)
+
+    monkeypatch.setattr(Executor, "apply", apply)
+
+    def executor() -> int:
+        """What the host does per instance: take a few messages, run the function, delete them."""
+        done = 0
+        while batch := world.storage.queues.receive("actions", 4, visibility=timedelta(minutes=5)):
+            for message, body in batch:
+                run_function("execute_action", queue_message(body, message.id, message.dequeue_count))
+                world.storage.queues.delete("actions", message)
+                done += 1
+        return done
+
+    workers = [Worker(f"executor-{n}", executor) for n in range(EXECUTORS)]
+    assert sum(w.result() for w in workers) == queued
+    assert inside.most >= 2, "the executors never overlapped: this proves nothing about concurrency"
+
+    applied = seatwarden_changes(world.sb, since)
+    assert applied and applied == audited_changes(world.storage)
+    assert set(audit_entries_per_action(world.storage).values()) == {1}
+    for run in (world.storage.runs.get(r.run_id) for r in world.storage.runs.list(limit=50)):
+        assert sum(run.outcomes.values()) == run.actions_total, run
+    assert world.storage.audit.verify().ok
+
+
+def test_one_action_delivered_to_two_executors_at_once_is_applied_and_audited_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A message whose invocation outlives its visibility timeout is delivered again while the
+    # first invocation still runs: two executors hold the same action.
+    world.nightly()
+    body = next(b for b in queued_actions(world) if b["action"]["reason"] == "INACTIVE")
+    person, run_id = body["action"]["account_id"], body["run_id"]
+    since = len(world.sb.changes())
+    # Both have read the person as they are now before either applies anything.
+    both_read = threading.Barrier(2, timeout=WAIT)
+    real_current = Executor.current
+
+    async def current(self: Executor, account_id: str) -> Current:
+        found = await real_current(self, account_id)
+        both_read.wait()
+        return found
+
+    monkeypatch.setattr(Executor, "current", current)
+
+    first = Worker("delivery-1", lambda: run_function("execute_action", queue_message(body, "m", 1)))
+    second = Worker("delivery-2", lambda: run_function("execute_action", queue_message(body, "m", 2)))
+    first.result()
+    second.result()
+
+    product = body["action"]["product"]
+    access, marker = (world.sb.org.group_by_name(f"{product}-{g}").id for g in ("users", "unlicensed-users"))
+    assert seatwarden_changes(world.sb, since) == Counter(
+        {(person, "membership_removed", access): 1, (person, "membership_added", marker): 1}
+    )
+    assert len(world.audit_for(person)) == 1
+    assert audited_changes(world.storage) == seatwarden_changes(world.sb, since)
+    assert world.storage.results.get(run_id, person)["outcome"] == "applied"
+    assert world.storage.runs.get(run_id).outcomes.get("applied") == 1, "counted once"
+    assert world.storage.audit.verify().ok
