@@ -9,9 +9,14 @@ waited for, so a broken interleaving fails instead of hanging.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+
+import pytest
+
+from shared.store import LeaseRepo
 
 #: The longest any thread waits for another, in seconds.
 WAIT = 30.0
@@ -119,3 +124,40 @@ def audited_changes(storage: Any) -> Counter[tuple[str, str, str]]:
 
 def audit_entries_per_action(storage: Any) -> Counter[str]:
     return Counter(e.action_id for e in storage.audit.query(limit=100_000) if e.action_id)
+
+
+def queued_actions(world: Any) -> list[dict[str, Any]]:
+    """The queued action messages, taken off the queue, for the test to hand to executors."""
+    bodies = []
+    while batch := world.storage.queues.receive("actions", max_messages=32):
+        for message, body in batch:
+            world.storage.queues.delete("actions", message)
+            bodies.append(body)
+    return bodies
+
+
+class Refusals:
+    """Watches one lease: which threads were refused it (found it held by another)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        self.name = name
+        self.threads: list[str] = []
+        real_acquire = LeaseRepo.acquire
+
+        def acquire(repo: LeaseRepo, lease_name: str, *args: Any, **kwargs: Any) -> Any:
+            lease = real_acquire(repo, lease_name, *args, **kwargs)
+            if lease is None and lease_name == name:
+                self.threads.append(threading.current_thread().name)
+            return lease
+
+        monkeypatch.setattr(LeaseRepo, "acquire", acquire)
+
+    def wait_refused(self, worker: Worker) -> None:
+        """Wait until ``worker`` was refused the lease; fail at once if it finished instead."""
+        deadline = time.monotonic() + WAIT
+        while worker.name not in self.threads:
+            if not worker.is_alive():
+                raise AssertionError(f"{worker.name} went ahead without waiting for lease {self.name!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{worker.name} never asked for lease {self.name!r} within {WAIT:.0f} s")
+            worker.join(0.01)

@@ -11,26 +11,18 @@ import pytest
 
 from shared.services.execute import Current, Executor
 from tests.concurrency import (
-    WAIT,
+    Gate,
     Inside,
+    Refusals,
     Worker,
     audit_entries_per_action,
     audited_changes,
+    queued_actions,
     seatwarden_changes,
 )
 from tests.functions.conftest import World, queue_message, run_function
 
 EXECUTORS = 4
-
-
-def queued_actions(world: World) -> list[dict[str, Any]]:
-    """Tonight's action messages, taken off the queue (to be handed to executors by the test)."""
-    bodies = []
-    while batch := world.storage.queues.receive("actions", max_messages=32):
-        for message, body in batch:
-            world.storage.queues.delete("actions", message)
-            bodies.append(body)
-    return bodies
 
 
 def test_four_executors_draining_one_queue_apply_each_action_once_with_one_audit_entry(
@@ -80,19 +72,26 @@ def test_one_action_delivered_to_two_executors_at_once_is_applied_and_audited_on
     body = next(b for b in queued_actions(world) if b["action"]["reason"] == "INACTIVE")
     person, run_id = body["action"]["account_id"], body["run_id"]
     since = len(world.sb.changes())
-    # Both have read the person as they are now before either applies anything.
-    both_read = threading.Barrier(2, timeout=WAIT)
+    # The first has read the person and stops there, before applying anything.
+    read = Gate("the first delivery has read the person")
     real_current = Executor.current
 
     async def current(self: Executor, account_id: str) -> Current:
         found = await real_current(self, account_id)
-        both_read.wait()
+        if threading.current_thread().name == "delivery-1":
+            read.arrive()
         return found
 
     monkeypatch.setattr(Executor, "current", current)
+    lease = Refusals(monkeypatch, f"person-{person}")
 
     first = Worker("delivery-1", lambda: run_function("execute_action", queue_message(body, "m", 1)))
-    second = Worker("delivery-2", lambda: run_function("execute_action", queue_message(body, "m", 2)))
+    try:
+        read.wait_reached()
+        second = Worker("delivery-2", lambda: run_function("execute_action", queue_message(body, "m", 2)))
+        lease.wait_refused(second)  # the second waits for the first to finish with the person
+    finally:
+        read.open()
     first.result()
     second.result()
 
