@@ -321,13 +321,15 @@ class Reconciler:
                 status = "held"
             else:
                 status = "applying" if plan.actions else "done"
+            # Tonight's view is written before the first action is queued: executors start on
+            # the first message, and their state (after the change) must be the one that stays.
+            self._remember(policy, result, stored, now)
             enqueued = 0
             if status == "applying" and enqueue:
                 self.storage.queues.send_many(
                     "actions", [action_message(run.run_id, a) for a in plan.actions]
                 )
                 enqueued = len(plan.actions)
-            self._remember(policy, result, stored, now)
             self.storage.runs.set_status(
                 run.run_id,
                 status,
