@@ -7,10 +7,14 @@ from typing import Any
 
 import pytest
 
+from shared.services import reconcile
 from shared.services.snapshot import product_key
 from shared.store import Queues
-from tests.concurrency import Worker
+from tests.concurrency import Gate, Worker
 from tests.functions.conftest import World
+
+PRODUCT = "confluence"
+MIRRORED = "jira-software"
 
 
 def test_actions_applied_while_the_night_is_still_saving_keep_their_state(
@@ -45,3 +49,47 @@ def test_actions_applied_while_the_night_is_still_saving_keep_their_state(
         if (state.licensed, state.marked) != truth:
             wrong[account_id] = {"stored": (state.licensed, state.marked), "org": truth}
     assert wrong == {}, "the night wrote what it saw before the actions over what they did"
+
+
+def test_a_return_relicensed_while_the_night_plans_keeps_its_state(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = world.sb
+    product = MIRRORED  # entitled through its Atlassian mirror, so a return needs no stored state
+    person = sorted(
+        a
+        for a in sb.org.members(f"{product}-unlicensed-users") & sb.org.members(f"{product}-user-role")
+        if not sb.org.is_licensed(a, product)
+    )[0]
+    # The first night has read the (empty) stored states and the org, and stops after planning.
+    planned = Gate("the night has planned")
+    real_plan = reconcile.plan_product
+
+    def plan_product(*args: Any, **kwargs: Any) -> Any:
+        plan = real_plan(*args, **kwargs)
+        if plan.product == product:
+            planned.arrive()
+        return plan
+
+    monkeypatch.setattr(reconcile, "plan_product", plan_product)
+    night = Worker("night", world.nightly)
+    try:
+        planned.wait_reached()
+        delivery = sb.send_audit_webhook(
+            world.url("/api/webhooks/atlassian"),
+            "user_logged_in",
+            account_id=person,
+            authorization=world.env["ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION"],
+        )
+        assert delivery.status_code == 202, delivery.text
+        assert world.drain("returns") == 1
+        assert sb.org.is_licensed(person, product), "the return gave the license back"
+    finally:
+        planned.open()
+    night.result()
+
+    found = world.storage.users.get(product_key(product), person)
+    assert found is not None
+    state = found[0]
+    assert (state.licensed, state.marked) == (True, False), "the night wrote its earlier view over the return"
+    assert state.licensed_since == sb.clock.now().date()
