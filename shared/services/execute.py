@@ -173,6 +173,21 @@ class Executor:
                 return f"used {action.product} on {used.isoformat()}, after the plan's {planned}"
         return None
 
+    def _entitled_again(self, run_id: str, action: Action) -> str | None:
+        """Why a plan's REVOKE_UNENTITLED no longer holds: Entra has entitled the person since.
+
+        The night writes the entitlement it planned from before it queues the actions, and an
+        Entra change between nights is written to the person's state as it is handled
+        (`shared.services.entra_sync`), so a stored entitlement is newer than the plan. An
+        action decided by an event (no run) rests on that event's own fresh read.
+        """
+        if action.reason is not Reason.REVOKE_UNENTITLED or not run_id:
+            return None
+        found = self.storage.users.get(product_key(action.product), action.account_id)
+        if found is not None and found[0].entitled:
+            return "entitled again since the plan (an Entra change handled after it)"
+        return None
+
     def _in_effect(self, op: Op, now: Current) -> bool:
         if op.via is not Via.ATLASSIAN:
             return False
@@ -212,7 +227,7 @@ class Executor:
             if self.storage.audit.has_action(action.id):
                 return "duplicate"
         now = await self.current(action.account_id)
-        why_not = self._premise_gone(action, now)
+        why_not = self._premise_gone(action, now) or self._entitled_again(run_id, action)
         if why_not:
             return self._finish(run_id, action, "skipped", why_not, [], [], actor)
         entra_id = message.get("entra_id")

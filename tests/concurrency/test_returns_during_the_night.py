@@ -7,6 +7,7 @@ is in the middle of taking the license.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from shared.services import reconcile
 from shared.services.execute import Executor
 from tests.concurrency import Gate, Refusals, Worker, audited_changes, queued_actions, seatwarden_changes
 from tests.functions.conftest import World, queue_message, run_function
+from tests.functions.test_graph import eligible
 
 PRODUCT = "confluence"
 
@@ -113,3 +115,37 @@ def test_a_person_who_returns_while_the_executor_takes_the_license_gets_it_back(
     assert [e.action for e in reversed(world.audit_for(person))] == ["INACTIVE", "RELICENSE"]
     assert seatwarden_changes(world.sb, since) == audited_changes(world.storage)
     assert world.storage.audit.verify().ok
+
+
+def test_a_person_entitled_again_between_the_nights_plan_and_its_action_keeps_the_license(
+    world: World,
+) -> None:
+    sb = world.sb
+    gid = sb.org.entra_group_id(PRODUCT)
+    # Taken out of the Entra group before the night (its notification is not delivered): the
+    # night plans REVOKE_UNENTITLED.
+    person = next(
+        a for a in sorted(world.entitled(PRODUCT)) if sb.org.is_licensed(a, PRODUCT) and eligible(world, a)
+    )
+    assert sb.entra_remove_member(gid, sb.org.user(person).entra_object_id)
+    world.nightly()
+    body = next(
+        b
+        for b in queued_actions(world)
+        if (b["action"]["reason"], b["action"]["account_id"]) == ("REVOKE_UNENTITLED", person)
+    )
+    # Before the executor gets to it, an Entra admin puts the person back; Graph notifies.
+    assert sb.entra_add_member(gid, sb.org.user(person).entra_object_id)
+    delivery = sb.send_graph_notification(
+        world.url("/api/webhooks/graph"), group_id=gid, client_state=world.env["GRAPH_CLIENT_STATE"]
+    )
+    assert delivery.status_code == 202, delivery.text
+    assert world.drain("graph") == 1
+    since = len(sb.changes())
+
+    run_function("execute_action", queue_message(body))  # the night's stale REVOKE_UNENTITLED
+
+    assert sb.org.is_licensed(person, PRODUCT), "entitled again, and the stale plan took the license"
+    result = world.storage.results.get(body["run_id"], person)
+    assert (result["outcome"], "entitled" in result["detail"]) == ("skipped", True)
+    assert seatwarden_changes(sb, since) == Counter()
