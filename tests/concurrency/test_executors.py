@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from shared.services import execute
 from shared.services.execute import Current, Executor
+from shared.store import LeaseHeld
 from tests.concurrency import (
     Gate,
     Inside,
@@ -105,3 +107,29 @@ def test_one_action_delivered_to_two_executors_at_once_is_applied_and_audited_on
     assert world.storage.results.get(run_id, person)["outcome"] == "applied"
     assert world.storage.runs.get(run_id).outcomes.get("applied") == 1, "counted once"
     assert world.storage.audit.verify().ok
+
+
+def test_an_executor_that_cannot_get_the_person_leaves_the_action_to_its_queue_and_says_why(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.nightly()
+    body = next(b for b in queued_actions(world) if b["action"]["reason"] == "INACTIVE")
+    person, run_id = body["action"]["account_id"], body["run_id"]
+    monkeypatch.setattr(execute, "PERSON_LEASE_WAIT_SECONDS", 0.3)
+    since = len(world.sb.changes())
+    # Another writer holds the person, longer than an executor waits.
+    other = world.storage.leases.acquire(
+        f"person-{person}", "events", timedelta(minutes=2), datetime.now(UTC)
+    )
+    assert other is not None
+
+    with pytest.raises(LeaseHeld, match="held by events"):
+        run_function("execute_action", queue_message(body, "m", 1))
+    assert seatwarden_changes(world.sb, since) == Counter()
+    assert world.audit_for(person) == []
+    assert world.storage.results.get(run_id, person)["outcome"] == "planned"
+
+    world.storage.leases.release(other)
+    run_function("execute_action", queue_message(body, "m", 2))  # the queue's retry
+    assert world.storage.results.get(run_id, person)["outcome"] == "applied"
+    assert len(world.audit_for(person)) == 1
