@@ -126,16 +126,6 @@ def audit_entries_per_action(storage: Any) -> Counter[str]:
     return Counter(e.action_id for e in storage.audit.query(limit=100_000) if e.action_id)
 
 
-def queued_actions(world: Any) -> list[dict[str, Any]]:
-    """The queued action messages, taken off the queue, for the test to hand to executors."""
-    bodies = []
-    while batch := world.storage.queues.receive("actions", max_messages=32):
-        for message, body in batch:
-            world.storage.queues.delete("actions", message)
-            bodies.append(body)
-    return bodies
-
-
 class Refusals:
     """Watches one lease: which threads were refused it (found it held by another)."""
 
@@ -161,3 +151,44 @@ class Refusals:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{worker.name} never asked for lease {self.name!r} within {WAIT:.0f} s")
             worker.join(0.01)
+
+
+def assert_each_change_audited_once(world: Any, since: int = 0) -> None:
+    """Every change Seatwarden made to the org since ``since`` has one audit entry, and no more;
+    no action id has two entries; the hash chain verifies (`seatwarden audit verify`)."""
+    made = seatwarden_changes(world.sb, since)
+    assert made == audited_changes(world.storage)
+    assert set(audit_entries_per_action(world.storage).values()) <= {1}
+    report = world.storage.audit.verify()
+    assert report.ok, report.problems
+
+
+def log_in(world: Any, account_id: str) -> None:
+    """The person logs in: the org audit-log webhook fires at the functions over HTTP."""
+    delivery = world.sb.send_audit_webhook(
+        world.url("/api/webhooks/atlassian"),
+        "user_logged_in",
+        account_id=account_id,
+        authorization=world.env["ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION"],
+    )
+    assert delivery.status_code == 202, delivery.text
+
+
+def stop_after_planning(monkeypatch: pytest.MonkeyPatch, product: str) -> tuple[Gate, list[Any]]:
+    """The night stops once it has planned ``product`` (its snapshot read, its actions decided
+    and not yet queued); the gate, and the plans made so far."""
+    from shared.services import reconcile
+
+    gate = Gate(f"the night has planned {product}")
+    plans: list[Any] = []
+    real_plan = reconcile.plan_product
+
+    def plan_product(*args: Any, **kwargs: Any) -> Any:
+        plan = real_plan(*args, **kwargs)
+        plans.append(plan)
+        if plan.product == product:
+            gate.arrive()
+        return plan
+
+    monkeypatch.setattr(reconcile, "plan_product", plan_product)
+    return gate, plans

@@ -8,15 +8,22 @@ is in the middle of taking the license.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import pytest
 
-from shared.model import Op, OpKind, Plan, Reason
-from shared.services import reconcile
+from shared.model import Op, OpKind, Reason
 from shared.services.execute import Executor
-from tests.concurrency import Gate, Refusals, Worker, audited_changes, queued_actions, seatwarden_changes
+from tests.concurrency import (
+    Gate,
+    Refusals,
+    Worker,
+    assert_each_change_audited_once,
+    log_in,
+    seatwarden_changes,
+    stop_after_planning,
+)
 from tests.functions.conftest import World, queue_message, run_function
+from tests.functions.test_executor import planned_actions
 from tests.functions.test_graph import eligible
 
 PRODUCT = "confluence"
@@ -28,31 +35,14 @@ def use_the_product(world: World, account_id: str) -> None:
     sb.org.record_activity(
         sb.org.user(account_id), sb.org.product_index(PRODUCT), int(sb.clock.now().timestamp())
     )
-    delivery = sb.send_audit_webhook(
-        world.url("/api/webhooks/atlassian"),
-        "user_logged_in",
-        account_id=account_id,
-        authorization=world.env["ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION"],
-    )
-    assert delivery.status_code == 202, delivery.text
+    log_in(world, account_id)
 
 
 def test_a_person_who_returns_between_the_nights_plan_and_its_action_keeps_the_license(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The night stops right after planning, its snapshot read and its INACTIVE decided.
-    planned = Gate("the night has planned")
-    plans: list[Plan] = []
-    real_plan = reconcile.plan_product
-
-    def plan_product(*args: Any, **kwargs: Any) -> Plan:
-        plan = real_plan(*args, **kwargs)
-        plans.append(plan)
-        if plan.product == PRODUCT:
-            planned.arrive()
-        return plan
-
-    monkeypatch.setattr(reconcile, "plan_product", plan_product)
+    planned, plans = stop_after_planning(monkeypatch, PRODUCT)
     night = Worker("night", world.nightly)
     try:
         planned.wait_reached()
@@ -72,16 +62,15 @@ def test_a_person_who_returns_between_the_nights_plan_and_its_action_keeps_the_l
     result = world.storage.results.get(run_id, person)
     assert (result["reason"], result["outcome"]) == ("INACTIVE", "skipped")
     assert "used" in result["detail"]
-    assert seatwarden_changes(world.sb, since) == audited_changes(world.storage)
+    assert_each_change_audited_once(world, since)
 
 
 def test_a_person_who_returns_while_the_executor_takes_the_license_gets_it_back(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.nightly()
     body = next(
         b
-        for b in queued_actions(world)
+        for b in planned_actions(world)
         if (b["action"]["reason"], b["action"]["product"]) == ("INACTIVE", PRODUCT)
     )
     person = body["action"]["account_id"]
@@ -113,8 +102,7 @@ def test_a_person_who_returns_while_the_executor_takes_the_license_gets_it_back(
     assert world.sb.org.is_licensed(person, PRODUCT), "came back while the license was being taken"
     assert person not in world.sb.org.members(f"{PRODUCT}-unlicensed-users")
     assert [e.action for e in reversed(world.audit_for(person))] == ["INACTIVE", "RELICENSE"]
-    assert seatwarden_changes(world.sb, since) == audited_changes(world.storage)
-    assert world.storage.audit.verify().ok
+    assert_each_change_audited_once(world, since)
 
 
 def test_a_person_entitled_again_between_the_nights_plan_and_its_action_keeps_the_license(
@@ -128,10 +116,9 @@ def test_a_person_entitled_again_between_the_nights_plan_and_its_action_keeps_th
         a for a in sorted(world.entitled(PRODUCT)) if sb.org.is_licensed(a, PRODUCT) and eligible(world, a)
     )
     assert sb.entra_remove_member(gid, sb.org.user(person).entra_object_id)
-    world.nightly()
     body = next(
         b
-        for b in queued_actions(world)
+        for b in planned_actions(world)
         if (b["action"]["reason"], b["action"]["account_id"]) == ("REVOKE_UNENTITLED", person)
     )
     # Before the executor gets to it, an Entra admin puts the person back; Graph notifies.

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.services import reconcile
 from shared.services.snapshot import product_key
 from shared.store import Queues
-from tests.concurrency import Gate, Worker
+from tests.concurrency import Worker, log_in, stop_after_planning
 from tests.functions.conftest import World
 
 PRODUCT = "confluence"
@@ -62,26 +61,11 @@ def test_a_return_relicensed_while_the_night_plans_keeps_its_state(
         if not sb.org.is_licensed(a, product)
     )[0]
     # The first night has read the (empty) stored states and the org, and stops after planning.
-    planned = Gate("the night has planned")
-    real_plan = reconcile.plan_product
-
-    def plan_product(*args: Any, **kwargs: Any) -> Any:
-        plan = real_plan(*args, **kwargs)
-        if plan.product == product:
-            planned.arrive()
-        return plan
-
-    monkeypatch.setattr(reconcile, "plan_product", plan_product)
+    planned, _plans = stop_after_planning(monkeypatch, product)
     night = Worker("night", world.nightly)
     try:
         planned.wait_reached()
-        delivery = sb.send_audit_webhook(
-            world.url("/api/webhooks/atlassian"),
-            "user_logged_in",
-            account_id=person,
-            authorization=world.env["ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION"],
-        )
-        assert delivery.status_code == 202, delivery.text
+        log_in(world, person)
         assert world.drain("returns") == 1
         assert sb.org.is_licensed(person, product), "the return gave the license back"
     finally:

@@ -10,7 +10,7 @@ import pytest
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from shared.store import GENESIS_HASH, AuditEntry, AuditLog, Storage
-from tests.store import open_storage
+from tests.store import at_once, open_storage
 
 
 class Clock:
@@ -102,28 +102,16 @@ def test_fifty_appends_from_four_threads_make_one_contiguous_chain(azurite: str,
     assert report.problems == [] and report.ok and report.entries == 50
 
 
-def appended_at_once(writers: list[Storage], action_id: str) -> list[AuditEntry]:
-    """Every writer appends an entry for ``action_id`` at the same moment; what each got back."""
-    go = threading.Barrier(len(writers))
-    made: list[AuditEntry] = []
-
-    def worker(storage: Storage, me: str) -> None:
-        go.wait()
-        made.append(storage.audit.append(actor=me, action="INACTIVE", account_id="a", action_id=action_id))
-
-    threads = [threading.Thread(target=worker, args=(s, f"w{i}")) for i, s in enumerate(writers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return made
-
-
 def test_two_writers_appending_one_action_at_once_record_it_once(azurite: str, table_prefix: str) -> None:
     writers = [open_storage(azurite, table_prefix) for _ in range(2)]
     writers[0].audit.append(actor="executor", action="GRANT", account_id="before")
     for round_ in range(5):
-        made = appended_at_once(writers, f"act-{round_}")
+        made = at_once(
+            writers,
+            lambda storage, i, round_=round_: storage.audit.append(
+                actor=f"w{i}", action="INACTIVE", account_id="a", action_id=f"act-{round_}"
+            ),
+        )
         assert len(made) == 2 and made[0] == made[1], "both are told of the one entry"
     entries = writers[0].audit.query(limit=100)
     assert sorted(e.action_id for e in entries) == ["", *(f"act-{r}" for r in range(5))]

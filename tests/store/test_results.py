@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime
 
 import pytest
 
 from shared.model import Action, Facts, GroupRole, Op, OpKind, Plan, Reason, Via, Waiting, action_id
 from shared.store import EntityTooLarge, Storage
-from tests.store import RequestCounter, open_storage
+from tests.store import RequestCounter, at_once, open_storage
 
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -96,30 +95,16 @@ def test_set_outcome_records_the_outcome_and_returns_the_one_before(storage: Sto
         storage.results.set_outcome("conf.127", "a1", "done")
 
 
-def outcomes_set_at_once(writers: list[Storage], run_id: str) -> list[str | None]:
-    """Every writer records "applied" for a1 at the same moment; what each was told it replaced."""
-    go = threading.Barrier(len(writers))
-    told: list[str | None] = []
-
-    def worker(storage: Storage) -> None:
-        go.wait()
-        told.append(storage.results.set_outcome(run_id, "a1", "applied"))
-
-    threads = [threading.Thread(target=worker, args=(s,)) for s in writers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return told
-
-
 def test_of_two_executors_recording_one_outcome_at_once_one_replaced_planned(
     azurite: str, table_prefix: str
 ) -> None:
     writers = [open_storage(azurite, table_prefix) for _ in range(2)]
     for round_ in range(5):
         writers[0].results.save_plan(f"conf.{round_}", plan_of([inactive("a1")]))
-        told = outcomes_set_at_once(writers, f"conf.{round_}")
+        told = at_once(
+            writers,
+            lambda storage, _i, run_id=f"conf.{round_}": storage.results.set_outcome(run_id, "a1", "applied"),
+        )
         assert sorted(told, key=str) == ["applied", "planned"], "counted by one of them only"
 
 
