@@ -43,7 +43,9 @@ from shared.services.snapshot import product_key
 
 log = logging.getLogger("seatwarden.execute")
 
-#: How long a person's lease lasts if its holder dies: far longer than one action takes.
+#: How long a person's lease lasts if its holder dies: far longer than one action takes, and
+#: short enough to free within a message's tries (host.json: 5 tries, 30 s apart, each of
+#: which waits `PERSON_LEASE_WAIT_SECONDS`), so a dead holder never poisons the next writer.
 PERSON_LEASE_TTL = timedelta(minutes=2)
 #: How long a second writer waits for the first before giving up (its queue retries it).
 PERSON_LEASE_WAIT_SECONDS = 30.0
