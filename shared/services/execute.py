@@ -12,16 +12,24 @@ Queues deliver at least once, so every step is safe to repeat (DESIGN.md "Safety
    missing, and writes it then: every change has exactly one audit entry.
 4. Update the user state, the run's per-user result and its counters.
 
+All of it happens under the person's lease (`person_lease`): one writer per person at a time,
+so a return event never reads someone halfway through losing the license (access gone,
+marker not yet set) and finds nothing to give back.
+
 Transient failures (rate limits after retries, timeouts, 5xx) raise, so the queue retries and
 finally moves the message to the poison queue; permanent refusals are recorded as failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from shared.errors import (
@@ -34,6 +42,53 @@ from shared.model import REVOKING_REASONS, Action, Facts, Op, OpKind, Reason, Vi
 from shared.services.snapshot import product_key
 
 log = logging.getLogger("seatwarden.execute")
+
+#: How long a person's lease lasts if its holder dies: far longer than one action takes, and
+#: short enough to free within a message's tries (host.json: 5 tries, 30 s apart, each of
+#: which waits `PERSON_LEASE_WAIT_SECONDS`), so a dead holder never poisons the next writer.
+PERSON_LEASE_TTL = timedelta(minutes=2)
+#: How long a second writer waits for the first before giving up (its queue retries it).
+PERSON_LEASE_WAIT_SECONDS = 30.0
+#: The person leases this task holds, so a return event's executor does not wait for itself.
+_held_people: ContextVar[frozenset[str]] = ContextVar("seatwarden_person_leases", default=frozenset())
+
+
+@asynccontextmanager
+async def person_lease(
+    storage: Any, clock: Callable[[], datetime], account_id: str, holder: str
+) -> AsyncIterator[None]:
+    """One writer per person at a time: the executor and the return events take this lease.
+
+    Reading a person and acting on what was read must not interleave with another writer
+    doing the same: an executor between removing the access and adding the marker would
+    show a returning person as neither licensed nor marked, and the return would give nothing
+    back. A second writer waits (bounded) for the first; after `PERSON_LEASE_WAIT_SECONDS`
+    it raises `LeaseHeld`, so its queue message is retried later. Held already by this task:
+    no second acquisition.
+    """
+    from shared.store import LeaseHeld
+
+    name = f"person-{account_id}"
+    held = _held_people.get()
+    if name in held:
+        yield
+        return
+    deadline = time.monotonic() + PERSON_LEASE_WAIT_SECONDS
+    attempt = 0
+    while (lease := storage.leases.acquire(name, holder, PERSON_LEASE_TTL, clock())) is None:
+        if time.monotonic() >= deadline:
+            other = storage.leases.get(name)
+            raise LeaseHeld(name, other.holder, other.expires_at) if other else LeaseHeld(name)
+        if attempt == 0:
+            log.info("%s waits for another writer of %s to finish", holder, account_id)
+        await asyncio.sleep(min(0.02 * 2**attempt, 0.5))
+        attempt += 1
+    token = _held_people.set(held | {name})
+    try:
+        yield
+    finally:
+        _held_people.reset(token)
+        storage.leases.release(lease)
 
 
 class BadMessage(ValueError):
@@ -120,6 +175,21 @@ class Executor:
                 return f"used {action.product} on {used.isoformat()}, after the plan's {planned}"
         return None
 
+    def _entitled_again(self, run_id: str, action: Action) -> str | None:
+        """Why a plan's REVOKE_UNENTITLED no longer holds: Entra has entitled the person since.
+
+        The night writes the entitlement it planned from before it queues the actions, and an
+        Entra change between nights is written to the person's state as it is handled
+        (`shared.services.entra_sync`), so a stored entitlement is newer than the plan. An
+        action decided by an event (no run) rests on that event's own fresh read.
+        """
+        if action.reason is not Reason.REVOKE_UNENTITLED or not run_id:
+            return None
+        found = self.storage.users.get(product_key(action.product), action.account_id)
+        if found is not None and found[0].entitled:
+            return "entitled again since the plan (an Entra change handled after it)"
+        return None
+
     def _in_effect(self, op: Op, now: Current) -> bool:
         if op.via is not Via.ATLASSIAN:
             return False
@@ -146,8 +216,12 @@ class Executor:
                 await self.graph.remove_member(op.group_id, entra_id)
 
     async def apply(self, message: Mapping[str, Any]) -> str:
-        """Apply one action message; returns the outcome recorded for it."""
+        """Apply one action message, under the person's lease; returns the outcome recorded."""
         run_id, action = parse_action(message)
+        async with person_lease(self.storage, self.clock, action.account_id, self.actor):
+            return await self._apply(message, run_id, action)
+
+    async def _apply(self, message: Mapping[str, Any], run_id: str, action: Action) -> str:
         # A message may name who asked for it (the self-service route handing over to the
         # queue); the audit entry then says so instead of naming this executor.
         actor = str(message.get("actor") or self.actor)
@@ -155,7 +229,7 @@ class Executor:
             if self.storage.audit.has_action(action.id):
                 return "duplicate"
         now = await self.current(action.account_id)
-        why_not = self._premise_gone(action, now)
+        why_not = self._premise_gone(action, now) or self._entitled_again(run_id, action)
         if why_not:
             return self._finish(run_id, action, "skipped", why_not, [], [], actor)
         entra_id = message.get("entra_id")

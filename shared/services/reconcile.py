@@ -160,6 +160,8 @@ class Reconciler:
         self.holder = holder
         #: `shared.services.warnings.MailSetup`; None: no warnings, no summary (said once in the log).
         self.mail = mail
+        #: The night's own view of the users table: its bulk write rests on its own read.
+        self.users = storage.users.separate()
 
     async def run(
         self,
@@ -237,7 +239,7 @@ class Reconciler:
         """
         from shared.services.entra_sync import delta_cursor
 
-        stored = {product_key(p.product): self.storage.users.all(product_key(p.product)) for p in policies}
+        stored = {product_key(p.product): self.users.all(product_key(p.product)) for p in policies}
         entra_groups = {p.entitlement.entra_group_id for p in policies if p.entitlement.entra_group_id}
         reader = SnapshotReader(
             self.atlassian,
@@ -273,7 +275,7 @@ class Reconciler:
             UserState,
             result.pending_lookups,
         )
-        self.storage.users.upsert_many(product, changed)
+        self.users.upsert_many(product, changed)
 
     def _queue_lookups(
         self,
@@ -321,13 +323,15 @@ class Reconciler:
                 status = "held"
             else:
                 status = "applying" if plan.actions else "done"
+            # Tonight's view is written before the first action is queued: executors start on
+            # the first message, and their state (after the change) must be the one that stays.
+            self._remember(policy, result, stored, now)
             enqueued = 0
             if status == "applying" and enqueue:
                 self.storage.queues.send_many(
                     "actions", [action_message(run.run_id, a) for a in plan.actions]
                 )
                 enqueued = len(plan.actions)
-            self._remember(policy, result, stored, now)
             self.storage.runs.set_status(
                 run.run_id,
                 status,

@@ -19,7 +19,7 @@ from typing import Any
 from shared.config import Policy
 from shared.model import Action, Group, ProductActivity, Reason, Snapshot
 from shared.rules import plan_product, plan_relicense
-from shared.services.execute import Executor
+from shared.services.execute import Executor, person_lease
 from shared.services.reconcile import action_message
 from shared.services.snapshot import ADMIN_ROLES, _status, product_key
 
@@ -170,11 +170,16 @@ class EventService:
         return done
 
     async def person_returned(self, account_id: str) -> EventOutcome:
-        """RELICENSE for every policy where the person is entitled and marked."""
-        snapshot = await self.reader.snapshot([account_id], self.policies)
-        now: datetime = self.clock()
-        actions = [a for p in self.policies if (a := plan_relicense(snapshot, p, account_id, now))]
-        return EventOutcome(account_id, await self._execute(actions))
+        """RELICENSE for every policy where the person is entitled and marked.
+
+        Read and applied under the person's lease, so an executor taking the license at this
+        moment finishes first and the return then finds the marker it set.
+        """
+        async with person_lease(self.storage, self.clock, account_id, "events"):
+            snapshot = await self.reader.snapshot([account_id], self.policies)
+            now: datetime = self.clock()
+            actions = [a for p in self.policies if (a := plan_relicense(snapshot, p, account_id, now))]
+            return EventOutcome(account_id, await self._execute(actions))
 
     async def entitlement_changed(self, policy: Policy, changes: Mapping[str, bool]) -> list[EventOutcome]:
         """Entra says these people joined (True) or left (False) `policy`'s entitlement group.

@@ -18,7 +18,8 @@ How appends stay one chain across processes
 An append reads the head (seq N, hash H), builds entry N+1 with ``prev_hash = H``, and
 *claims* N+1 by creating the claim row ``("seq", N+1)``, which holds the whole entry, in one
 transaction with its action-id index row. Creating a row that exists fails, so exactly one
-writer wins each sequence number: there can be no two entries with one seq and no fork, and
+writer wins each sequence number, and each action id (a writer that finds its action id
+recorded appends nothing): there can be no two entries with one seq and no fork, and
 claims are contiguous because N+1 can only be claimed after the head reached N. The winner
 then writes the entry into its month's partition and moves the head from N to N+1 with
 If-Match on the ETag it read. A writer that loses the claim does not wait for the winner: the
@@ -204,6 +205,10 @@ class AuditLog:
         Takes the entry's fields as a mapping, keywords, or both: ``actor`` and ``action`` are
         required; ``product``, ``account_id``, ``run_id``, ``action_id`` are strings;
         ``before``, ``after`` and ``why`` any JSON value of at most 32 K characters each.
+
+        An action id is recorded once: when another writer has already appended an entry with
+        this ``action_id`` (two executors holding one redelivered action), nothing is appended
+        and that writer's entry is returned.
         """
         given = {**(fields or {}), **more}
         unknown = set(given) - set(_GIVEN)
@@ -228,6 +233,9 @@ class AuditLog:
             if self._claim(entry):
                 self._complete(entry, head)
                 return entry
+            recorded = self._recorded(entry.action_id) if entry.action_id else None
+            if recorded is not None:
+                return recorded
             # Another writer owns seq N+1: finish its append for it, then go for N+2.
             other = self._read_claim(head.seq + 1)
             if other is not None:
@@ -259,7 +267,9 @@ class AuditLog:
                 "action_id": entry.action_id,
                 "seq": entry.seq,
             }
-            operations.append(("upsert", index, {"mode": UpdateMode.REPLACE}))
+            # Created, not upserted: the claim fails as a whole if this action id is already
+            # recorded, so two writers racing with one action cannot both append it.
+            operations.append(("create", index))
         with mapped(f"claim audit seq {entry.seq}"):
             try:
                 self._table.submit_transaction(operations)
@@ -268,6 +278,16 @@ class AuditLog:
                     return False
                 raise
         return True
+
+    def _recorded(self, action_id: str) -> AuditEntry | None:
+        """The entry already recorded for ``action_id`` (its append completed), or None."""
+        with mapped(f"look up the audit entry of action {action_id}"):
+            try:
+                index = self._table.get_entity(_CLAIMS, _ACTION_INDEX + key(action_id))
+            except ResourceNotFoundError:
+                return None
+        self.settle()
+        return self._read_claim(int(index["seq"]))
 
     def _read_claim(self, seq: int) -> AuditEntry | None:
         with mapped(f"read the claim of audit seq {seq}"):

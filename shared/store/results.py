@@ -14,12 +14,22 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from shared.model import Action, Facts, Op, Plan, Reason
-from shared.store._base import Operation, from_json, json_column, key, submit_in_batches, without_none
-from shared.store.errors import mapped
+from shared.store._base import (
+    Operation,
+    backoff,
+    etag_of,
+    from_json,
+    json_column,
+    key,
+    submit_in_batches,
+    without_none,
+)
+from shared.store.errors import StaleWrite, mapped
 from shared.store.runs import OUTCOMES
 
 
@@ -122,14 +132,15 @@ class ResultRepo:
         ]
 
     def set_outcome(self, run_id: str, account_id: str, outcome: str, detail: str = "") -> str | None:
-        """Record what became of one person's action; returns the outcome recorded before.
+        """Record what became of one person's action; returns the outcome it replaced.
 
-        The previous outcome lets a redelivered action see it was already counted. Last writer
-        wins: outcomes of one action come from one executor at a time (the action's queue message).
+        The previous outcome lets a redelivered action see it was already counted. Two
+        executors can hold one action at once (a message redelivered while its first
+        invocation still runs), so the write is guarded by the row's ETag: of two writers of
+        the same outcome, only one is told it replaced another.
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
-        before = self.get(run_id, account_id)
         entity = {
             "PartitionKey": key(run_id),
             "RowKey": key(account_id),
@@ -138,9 +149,32 @@ class ResultRepo:
             "outcome": outcome,
             "detail": detail[:8000],
         }
-        with mapped(f"record the outcome of {account_id} in run {run_id}"):
-            self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
-        return before["outcome"] if before else None
+        what = f"record the outcome of {account_id} in run {run_id}"
+        for attempt in range(_OUTCOME_TRIES):
+            with mapped(what):
+                try:
+                    current = self._table.get_entity(key(run_id), key(account_id))
+                except ResourceNotFoundError:
+                    current = None
+                try:
+                    if current is None:
+                        self._table.create_entity(entity)
+                    else:
+                        self._table.update_entity(
+                            entity,
+                            mode=UpdateMode.MERGE,
+                            etag=etag_of(current.metadata),
+                            match_condition=MatchConditions.IfNotModified,
+                        )
+                except (ResourceExistsError, ResourceModifiedError):
+                    backoff(attempt)
+                    continue
+            return str(current.get("outcome") or "") if current is not None else None
+        raise StaleWrite(f"{what}: the row changed under every one of {_OUTCOME_TRIES} tries")
+
+
+#: Lost races `set_outcome` retries: one action has at most a few executors at once.
+_OUTCOME_TRIES = 10
 
 
 #: Records per entity: each is ~150 bytes of JSON, well under a property's 64 KiB.

@@ -15,7 +15,7 @@ used the product look idle.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from typing import Any
 
@@ -86,11 +86,26 @@ def moved_forward(current: UserState | None, new: UserState) -> UserState:
     )
 
 
-def _replacing(state: UserState) -> Callable[[UserState | None], UserState]:
-    """A mutate for `update` that writes ``state`` (dates still only move forward)."""
+_FIELDS = tuple(f.name for f in fields(UserState))
 
-    def mutate(_current: UserState | None) -> UserState:
-        return state
+
+def _merging(state: UserState, basis: UserState | None) -> Callable[[UserState | None], UserState]:
+    """A mutate for `update` that writes ``state`` over a row changed since ``basis`` was read.
+
+    A three-way merge: every field the other writer changed since ``basis`` keeps that
+    writer's value (an executor's applied change, a return event's RELICENSE, a warning's
+    day), every other field takes ``state``. A row that appeared after the read (no basis)
+    was written by someone who saw the person later: it keeps its values but takes the email
+    from ``state``. Dates only move forward, from either side.
+    """
+
+    def mutate(current: UserState | None) -> UserState:
+        if current is None:
+            return state
+        if basis is None:
+            return replace(moved_forward(state, current), email=state.email or current.email)
+        theirs = {f: getattr(current, f) for f in _FIELDS if getattr(current, f) != getattr(basis, f)}
+        return replace(state, **theirs)
 
     return mutate
 
@@ -144,6 +159,16 @@ class UserStateRepo:
         # A stale entry only costs a retry of that row; it never causes an overwrite.
         # Only single dict operations touch it (atomic in CPython), so threads may share it.
         self._seen: dict[str, dict[str, tuple[str, UserState]]] = {}
+
+    def separate(self) -> UserStateRepo:
+        """A repository over the same table with a memory of its own, for the nightly write.
+
+        The process's repository remembers every write, the executors' too: a night writing
+        through it would lend itself the ETag of an executor's write made after the night's
+        read, and overwrite that write unseen. Through its own repository, the night's bulk
+        write rests on the ETags of the night's own read.
+        """
+        return UserStateRepo(self._table)
 
     def _remember(self, product: str, account_id: str, etag: str, state: UserState) -> None:
         self._seen.setdefault(product, {})[account_id] = (etag, state)
@@ -229,11 +254,12 @@ class UserStateRepo:
     def upsert_many(self, product: str, states: Iterable[UserState]) -> int:
         """Write many states of one product in transactions of 100: the nightly bulk write.
 
-        A row this process read (through `all` or `get`) is replaced only if it is unchanged
-        since; a row it never read is created. When a transaction fails because one row
-        changed or appeared meanwhile, that row is redone alone through `update` (dates still
-        only move forward) and the rest of the transaction is sent again. Returns the number
-        of transactions sent.
+        A row this repository read (through `all` or `get`) is replaced only if it is
+        unchanged since; a row it never read is created. When a transaction fails because one
+        row changed or appeared meanwhile, that row is redone alone through `update`, keeping
+        what the other writer changed since the read (`_merging`; dates still only move
+        forward), and the rest of the transaction is sent again. Returns the number of
+        transactions sent.
         """
         by_account: dict[str, UserState] = {}
         for state in states:
@@ -256,8 +282,9 @@ class UserStateRepo:
                         sent += 1
                         index = exc.index if 0 <= exc.index < len(todo) else 0
                         raced = todo.pop(index)
+                        basis = self._seen.get(product, {}).get(raced.account_id)
                         self._forget(product, raced.account_id)
-                        self.update(product, raced.account_id, _replacing(raced))
+                        self.update(product, raced.account_id, _merging(raced, basis[1] if basis else None))
                         continue
                 sent += 1
                 for (_op, written), meta in zip(planned, results, strict=True):

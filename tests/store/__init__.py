@@ -6,6 +6,7 @@ Helpers shared by the test modules live here; each module declares its own small
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from shared.store import Storage
@@ -36,3 +37,21 @@ class RequestCounter:
     def reset(self) -> None:
         with self._lock:
             self.urls.clear()
+
+
+def at_once(clients: list[Storage], work: Callable[[Storage, int], Any]) -> list[Any]:
+    """Each client does ``work(client, i)`` in its own thread, all released at one moment;
+    what each returned, in no particular order."""
+    go = threading.Barrier(len(clients))
+    got: list[Any] = []
+
+    def worker(storage: Storage, i: int) -> None:
+        go.wait()
+        got.append(work(storage, i))
+
+    threads = [threading.Thread(target=worker, args=(c, i)) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got

@@ -10,7 +10,7 @@ import pytest
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from shared.store import GENESIS_HASH, AuditEntry, AuditLog, Storage
-from tests.store import open_storage
+from tests.store import at_once, open_storage
 
 
 class Clock:
@@ -100,6 +100,23 @@ def test_fifty_appends_from_four_threads_make_one_contiguous_chain(azurite: str,
     assert all(by_seq[s].prev_hash == by_seq[s - 1].hash for s in range(2, 51))
     report = writers[0].audit.verify()
     assert report.problems == [] and report.ok and report.entries == 50
+
+
+def test_two_writers_appending_one_action_at_once_record_it_once(azurite: str, table_prefix: str) -> None:
+    writers = [open_storage(azurite, table_prefix) for _ in range(2)]
+    writers[0].audit.append(actor="executor", action="GRANT", account_id="before")
+    for round_ in range(5):
+        made = at_once(
+            writers,
+            lambda storage, i, round_=round_: storage.audit.append(
+                actor=f"w{i}", action="INACTIVE", account_id="a", action_id=f"act-{round_}"
+            ),
+        )
+        assert len(made) == 2 and made[0] == made[1], "both are told of the one entry"
+    entries = writers[0].audit.query(limit=100)
+    assert sorted(e.action_id for e in entries) == ["", *(f"act-{r}" for r in range(5))]
+    report = writers[1].audit.verify()
+    assert report.ok and report.entries == 6
 
 
 def test_an_entry_edited_in_the_table_is_named_by_its_seq(storage: Storage, raw_table: Callable) -> None:

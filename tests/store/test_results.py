@@ -8,7 +8,7 @@ import pytest
 
 from shared.model import Action, Facts, GroupRole, Op, OpKind, Plan, Reason, Via, Waiting, action_id
 from shared.store import EntityTooLarge, Storage
-from tests.store import RequestCounter, open_storage
+from tests.store import RequestCounter, at_once, open_storage
 
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -93,6 +93,19 @@ def test_set_outcome_records_the_outcome_and_returns_the_one_before(storage: Sto
     assert storage.results.actions("conf.127") == [inactive("a1")]
     with pytest.raises(ValueError, match="unknown outcome"):
         storage.results.set_outcome("conf.127", "a1", "done")
+
+
+def test_of_two_executors_recording_one_outcome_at_once_one_replaced_planned(
+    azurite: str, table_prefix: str
+) -> None:
+    writers = [open_storage(azurite, table_prefix) for _ in range(2)]
+    for round_ in range(5):
+        writers[0].results.save_plan(f"conf.{round_}", plan_of([inactive("a1")]))
+        told = at_once(
+            writers,
+            lambda storage, _i, run_id=f"conf.{round_}": storage.results.set_outcome(run_id, "a1", "applied"),
+        )
+        assert sorted(told, key=str) == ["applied", "planned"], "counted by one of them only"
 
 
 def test_facts_too_large_for_a_table_property_are_refused_before_sending(storage: Storage) -> None:

@@ -190,6 +190,26 @@ def test_upsert_many_redoes_a_row_changed_since_it_was_read_without_moving_dates
     assert len(after) == 11
 
 
+def test_a_bulk_write_keeps_what_an_executor_in_the_same_process_changed_after_the_read(
+    storage: Storage,
+) -> None:
+    storage.users.upsert_many("confluence", [state("p1"), state("p2")])
+    night = storage.users.separate()
+    night.all("confluence")
+    # After the night's read, an executor sharing the process's repository takes p1's license.
+    storage.users.update(
+        "confluence", "p1", lambda c: replace(c or state("p1"), licensed=False, marked=True, marked_at=DAY)
+    )
+    later = DAY + timedelta(days=2)
+    night.upsert_many(
+        "confluence", [state("p1", last_active=later, email="new@example.com"), state("p2", entitled=False)]
+    )
+    after = storage.users.all("confluence")
+    assert (after["p1"].licensed, after["p1"].marked, after["p1"].marked_at) == (False, True, DAY)
+    assert (after["p1"].last_active, after["p1"].email) == (later, "new@example.com")
+    assert not after["p2"].entitled
+
+
 def test_upsert_many_refuses_a_state_of_another_product(storage: Storage) -> None:
     with pytest.raises(ValueError, match="jira"):
         storage.users.upsert_many("confluence", [replace(state("x"), product="jira")])
