@@ -15,7 +15,7 @@ from shared.services.admin import AdminService, NotApprovable
 from shared.services.execute import BadMessage
 from shared.services.report import UnknownPolicy, build_report
 from shared.store import RunNotFound
-from shared.untrusted import NotJson, load_json
+from shared.untrusted import Unreadable, load_json
 
 bp = func.Blueprint()
 log = logging.getLogger("seatwarden.admin")
@@ -39,7 +39,7 @@ def request_preview(req: func.HttpRequest) -> func.HttpResponse:
     raw = req.get_body() or b""
     try:
         body = load_json(raw) if raw.strip() else {}
-    except NotJson as exc:
+    except Unreadable as exc:
         return error_response(400, f"the body is {exc}")
     if not isinstance(body, dict) or set(body) - {"policies"}:
         # A typo ({"polices": ...}) must not quietly mean every policy.

@@ -127,7 +127,7 @@ class Principal:
             raise BadPrincipal("the principal header is too long")
         try:
             document = load_json(base64.b64decode(raw, validate=True))
-        except ValueError as exc:  # binascii.Error, NotJson, and b64decode refusing non-ASCII text
+        except ValueError as exc:  # binascii.Error, Unreadable, and b64decode refusing non-ASCII text
             raise BadPrincipal("the principal header is not Base64-encoded JSON") from exc
         if not isinstance(document, dict) or not isinstance(document.get("claims"), list):
             raise BadPrincipal("the principal header has no claims list")

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.untrusted import NotJson, load_json
+from shared.untrusted import Unreadable, load_json
 
 #: Largest body we read; Atlassian and Graph deliveries are a few KiB.
 MAX_BODY_BYTES = 256 * 1024
@@ -108,7 +108,7 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         return load_json(body)
-    except NotJson as exc:
+    except Unreadable as exc:
         raise BadRequest(f"body is {exc}") from None
 
 
