@@ -40,7 +40,7 @@ from shared.store.queues import POISON_SUFFIX, QUEUE_KINDS
 from tests.functions.conftest import World, opened_world, run_function
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
-SOAK_FACTOR = 50
+SOAK_FACTOR = 20
 COUNTS_FILE = Path(__file__).resolve().parents[2] / "out" / "fuzz-counts.json"
 
 #: How many inputs each test tried in this session, and how each was answered.
