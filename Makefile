@@ -11,7 +11,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup browser test lint demo bench soak clean
+.PHONY: setup browser test lint demo bench soak audit-deps clean
 
 setup: $(PY_OK) $(NODE_OK)
 
@@ -52,5 +52,17 @@ bench: setup
 soak: setup
 	HYPOTHESIS_PROFILE=soak $(PY) -m pytest
 
+# Known vulnerabilities in the pinned requirements, from PyPI's advisory data (pip-audit's
+# default service). pip-audit lives in a venv of its own, so its dependency tree stays out of
+# the app's. --strict fails when a package cannot be audited at all: without it, a machine
+# that cannot reach the advisory data reports "No known vulnerabilities found".
+AUDIT_VENV := .venv-audit
+PIP_AUDIT_VERSION := 2.10.1
+
+audit-deps:
+	$(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip-audit==$(PIP_AUDIT_VERSION)
+	$(AUDIT_VENV)/bin/pip-audit --strict --progress-spinner off -r requirements.txt -r requirements-dev.txt
+
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) $(AUDIT_VENV) node_modules

@@ -15,6 +15,7 @@ from shared.services.admin import AdminService, NotApprovable
 from shared.services.execute import BadMessage
 from shared.services.report import UnknownPolicy, build_report
 from shared.store import RunNotFound
+from shared.untrusted import Unreadable, load_json
 
 bp = func.Blueprint()
 log = logging.getLogger("seatwarden.admin")
@@ -35,11 +36,15 @@ def request_preview(req: func.HttpRequest) -> func.HttpResponse:
     queue function; it is saved as a `report` run, which `GET admin/plan?policy=` returns.
     """
     app = App.from_env()
+    raw = req.get_body() or b""
     try:
-        body = req.get_json() if req.get_body() else {}
-    except ValueError:
-        return error_response(400, "the body is not JSON")
-    names = body.get("policies") if isinstance(body, dict) else None
+        body = load_json(raw) if raw.strip() else {}
+    except Unreadable as exc:
+        return error_response(400, f"the body is {exc}")
+    if not isinstance(body, dict) or set(body) - {"policies"}:
+        # A typo ({"polices": ...}) must not quietly mean every policy.
+        return error_response(400, 'expected {"policies": [names]}, or no body for every policy')
+    names = body.get("policies")
     known = [p.name for p in app.policies.policies]
     if names is None:
         names = known

@@ -66,7 +66,12 @@ def atlassian_webhook(req: func.HttpRequest) -> func.HttpResponse:
     for event in events:
         if not app.storage.deliveries.first_time(event.source, event.delivery_id):
             continue
-        app.storage.queues.send("returns", event.to_message())
+        try:
+            app.storage.queues.send("returns", event.to_message())
+        except Exception:
+            # Not queued: the vendor's retry of this delivery must be a first time again.
+            app.storage.deliveries.forget(event.source, event.delivery_id)
+            raise
         queued += 1
     return json_response({"accepted": len(events), "queued": queued}, 202 if queued else 200)
 
@@ -85,7 +90,10 @@ def _graph(req: func.HttpRequest, lifecycle: bool) -> func.HttpResponse:
     # The validation handshake: echo the token, URL-decoded, as text/plain within 10 s.
     token = req.params.get("validationToken")
     if token is not None:
-        return func.HttpResponse(token, status_code=200, mimetype="text/plain")
+        # nosniff: the token is the caller's text, and no browser should read it as a page.
+        return func.HttpResponse(
+            token, status_code=200, mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"}
+        )
     app = App.from_env()
     try:
         expected = app.settings.require("graph_client_state", "Graph notifications carry it as clientState")

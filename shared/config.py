@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.untrusted import MAX_DEPTH, TooDeep, Unreadable, check_shape
+
 #: Product keys as the Atlassian Admin API reports them in `productAccess[].key`
 #: (https://developer.atlassian.com/cloud/admin/organization/rest/api-group-users/ and the
 #: last-active-dates model, which spells Jira Service Management `jira-servicedesk` in some
@@ -251,21 +253,30 @@ def parse_policy(document: Any, source: str = "policy") -> PolicyFile:
 
 
 def decode_policy_text(text: str, source: str) -> Any:
-    """YAML is a superset of JSON, so one parser reads both; a syntax error names the line."""
+    """YAML is a superset of JSON, so one parser reads both; a syntax error names the line.
+
+    A document nested or aliased past what any policy needs is refused before validation
+    walks it (shared.untrusted): PyYAML recurses on nesting, and an alias bomb of ten lines
+    took validation minutes.
+    """
     try:
-        return yaml.safe_load(text)
+        return check_shape(yaml.safe_load(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(source, [Problem(f"(syntax at {where})", _MISSING, str(problem))]) from None
+    except RecursionError:
+        raise PolicyError(source, [Problem("(document)", _MISSING, str(TooDeep(MAX_DEPTH)))]) from None
+    except Unreadable as exc:
+        raise PolicyError(source, [Problem("(document)", _MISSING, str(exc))]) from None
 
 
 def load_policy_file(path: str | Path) -> PolicyFile:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
         raise PolicyError(str(path), [Problem("(file)", str(path), f"cannot be read: {exc}")]) from None
     return parse_policy(decode_policy_text(text, str(path)), str(path))
 

@@ -375,3 +375,32 @@ def test_a_policy_file_is_looked_up_by_name() -> None:
 
     with pytest.raises(KeyError, match="no policy named 'jira'; known: confluence"):
         policies.policy("jira")
+
+
+ALIAS_BOMB = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else "*a"] * 9) + "]\n" for i in range(9)
+)
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (ALIAS_BOMB, "more than"),
+        ("{" * 1200, "nested"),
+        ("- " * 3000 + "x", "nested"),
+        ("[" * 400 + "]" * 400, "nested"),
+    ],
+    ids=["alias-bomb", "past-the-stack", "list-past-the-stack", "too-deep"],
+)
+def test_a_document_nested_or_aliased_past_any_policy_is_refused_at_once(text: str, reason: str) -> None:
+    # Regression (fuzzing): nesting past PyYAML's recursion was a RecursionError traceback, and
+    # ten lines of aliases took validation minutes to refuse.
+    with pytest.raises(PolicyError, match=reason) as caught:
+        load_policy_from_settings({"SEATWARDEN_POLICY": text})
+    assert [p.field for p in caught.value.problems] == ["(document)"]
+
+
+def test_a_policy_file_path_with_a_nul_byte_is_a_problem_not_a_traceback() -> None:
+    # Regression (fuzzing): Path.read_text raised ValueError for it, which nothing caught.
+    with pytest.raises(PolicyError, match="cannot be read"):
+        load_policy_from_settings({"SEATWARDEN_POLICY_FILE": "policy\x00.yaml"})

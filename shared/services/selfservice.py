@@ -39,7 +39,6 @@ How far the principal header can be trusted (the facts behind `Principal.from_he
 from __future__ import annotations
 
 import base64
-import binascii
 import enum
 import json
 import logging
@@ -57,6 +56,7 @@ from shared.services.execute import Executor, is_transient
 from shared.services.reconcile import action_message
 from shared.services.returns import PeopleReader
 from shared.services.snapshot import product_key
+from shared.untrusted import load_json
 
 log = logging.getLogger("seatwarden.selfservice")
 
@@ -126,8 +126,8 @@ class Principal:
         if len(raw) > MAX_PRINCIPAL_CHARS:
             raise BadPrincipal("the principal header is too long")
         try:
-            document = json.loads(base64.b64decode(raw, validate=True).decode("utf-8"))
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            document = load_json(base64.b64decode(raw, validate=True))
+        except ValueError as exc:  # binascii.Error, Unreadable, and b64decode refusing non-ASCII text
             raise BadPrincipal("the principal header is not Base64-encoded JSON") from exc
         if not isinstance(document, dict) or not isinstance(document.get("claims"), list):
             raise BadPrincipal("the principal header has no claims list")

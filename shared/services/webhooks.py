@@ -23,8 +23,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.untrusted import Unreadable, load_json
+
 #: Largest body we read; Atlassian and Graph deliveries are a few KiB.
 MAX_BODY_BYTES = 256 * 1024
+
+#: Longest id or name passed on to a queue. Atlassian account ids are at most 128 characters,
+#: Graph ids are GUIDs and event ids UUIDs; a longer one did not come from the vendor, and a
+#: queue message holds 48 KiB (shared.store.queues), so it is refused here, not there.
+MAX_FIELD_CHARS = 256
 
 #: Jira webhook events that can mean a person is back (WIRE.md §9).
 JIRA_RETURN_EVENTS = frozenset({"user_created", "user_updated"})
@@ -100,28 +107,33 @@ def parse_json(body: bytes) -> Any:
     if len(body) > MAX_BODY_BYTES:
         raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from None
+        return load_json(body)
+    except Unreadable as exc:
+        raise BadRequest(f"body is {exc}") from None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _text(value: Any, field: str) -> str | None:
+    """A non-empty string field, or None; `BadRequest` naming `field` when it is too long."""
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) > MAX_FIELD_CHARS:
+        raise BadRequest(f"{field} is longer than {MAX_FIELD_CHARS} characters")
+    return value
 
 
 def classify_jira(headers: Mapping[str, str], payload: Any) -> ReturnEvent | None:
     if not isinstance(payload, dict):
         raise BadRequest("expected a JSON object")
-    event = _text(payload.get("webhookEvent"))
+    event = _text(payload.get("webhookEvent"), "webhookEvent")
     user = payload.get("user")
     if event is None:
         raise BadRequest("missing webhookEvent")
-    delivery = headers.get("x-atlassian-webhook-identifier") or ""
+    delivery = _text(headers.get("x-atlassian-webhook-identifier"), "X-Atlassian-Webhook-Identifier") or ""
     if not delivery:
         delivery = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     if event not in JIRA_RETURN_EVENTS:
         return None
-    account_id = _text(user.get("accountId")) if isinstance(user, dict) else None
+    account_id = _text(user.get("accountId"), "user.accountId") if isinstance(user, dict) else None
     if account_id is None:
         raise BadRequest("missing user.accountId")
     return ReturnEvent("jira", delivery, account_id, event)
@@ -148,21 +160,24 @@ def classify_audit_event(event: Mapping[str, Any]) -> ReturnEvent | None:
     attributes = event.get("attributes")
     if not isinstance(attributes, dict):
         raise BadRequest("event without attributes")
-    event_id = _text(event.get("id"))
-    action = _text(attributes.get("action"))
+    event_id = _text(event.get("id"), "event id")
+    action = _text(attributes.get("action"), "attributes.action")
     if event_id is None or action is None:
         raise BadRequest("event without id or attributes.action")
     if not any(marker in action.lower() for marker in AUDIT_RETURN_MARKERS):
         return None
     # The person concerned: a user in the context (group joins), else the actor (logins).
+    # A context or actor of another shape than WIRE.md's names no one: the event is not a return.
     account_id = None
-    for item in attributes.get("context") or ():
-        if isinstance(item, dict) and item.get("type") == "users" and _text(item.get("id")):
-            account_id = item["id"]
-            break
+    context = attributes.get("context")
+    for item in context if isinstance(context, list) else ():
+        if isinstance(item, dict) and item.get("type") == "users":
+            account_id = _text(item.get("id"), "attributes.context[].id")
+            if account_id:
+                break
     if account_id is None:
         actor = attributes.get("actor")
-        account_id = _text(actor.get("id")) if isinstance(actor, dict) else None
+        account_id = _text(actor.get("id"), "attributes.actor.id") if isinstance(actor, dict) else None
     if account_id is None:
         return None
     return ReturnEvent("audit", event_id, account_id, action)
@@ -199,16 +214,16 @@ def parse_graph(payload: Any, client_state: str) -> tuple[list[GraphNotification
             dropped += 1
             continue
         data = item.get("resourceData") if isinstance(item.get("resourceData"), dict) else {}
-        resource = _text(item.get("resource")) or ""
-        group_id = _text(data.get("id")) if data else None
+        resource = _text(item.get("resource"), "resource") or ""
+        group_id = _text(data.get("id"), "resourceData.id") if data else None
         if group_id is None and resource.lower().startswith("groups/"):
             group_id = resource.split("/", 1)[1] or None
         good.append(
             GraphNotification(
-                subscription_id=_text(item.get("subscriptionId")) or "",
+                subscription_id=_text(item.get("subscriptionId"), "subscriptionId") or "",
                 resource=resource,
                 group_id=group_id,
-                lifecycle_event=_text(item.get("lifecycleEvent")),
+                lifecycle_event=_text(item.get("lifecycleEvent"), "lifecycleEvent"),
             )
         )
     return good, dropped

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -130,6 +131,14 @@ def policies_with(sb: Any, **changes: Any) -> PolicyFile:
 
 @pytest.fixture
 def world(azurite: str, table_prefix: str) -> Iterator[World]:
+    with opened_world(azurite, table_prefix) as opened:
+        yield opened
+
+
+@contextmanager
+def opened_world(azurite: str, table_prefix: str, **settings: str) -> Iterator[World]:
+    """A sandbox org, the functions served on loopback and the app settings in the environment,
+    for as long as the block lasts; `settings` add to or replace the app settings."""
     import function_app
     from sandbox.funcserver import serving
 
@@ -145,6 +154,7 @@ def world(azurite: str, table_prefix: str) -> Iterator[World]:
             "ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION": "Bearer " + secrets.token_hex(16),
             "GRAPH_CLIENT_STATE": secrets.token_hex(16),
             "ENTRA_CLIENT_CERT_PATH": "",  # sign in with the client secret, as the demo does
+            **settings,
         }
         env["SEATWARDEN_PUBLIC_URL"] = ""
         with environment(env), serving(function_app.app) as base_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from shared.demo import drain
 from tests.functions.conftest import World
@@ -37,6 +38,22 @@ def test_a_preview_of_an_unknown_policy_or_a_malformed_body_is_400_and_queues_no
 
     assert (unknown.status_code, malformed.status_code, wrong_type.status_code) == (400, 400, 400)
     assert "nope" in unknown.json()["error"]
+    assert world.storage.queues.peek_count("previews") == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"NaN", b"1e999999", b"[]", b"null", b'{"polices": ["confluence"]}', b"[" * 50_000 + b"]" * 50_000],
+    ids=["NaN", "infinity", "a-list", "null", "a-typo", "nested-past-the-stack"],
+)
+def test_a_preview_body_that_is_not_a_policies_object_is_400_not_every_policy(
+    world: World, body: bytes
+) -> None:
+    # Regression (fuzzing): any JSON that was not an object asked for a preview of every policy,
+    # a misspelt key too, and nesting past the stack was a 500.
+    answer = httpx.post(world.url("/api/admin/plan"), content=body)
+    assert answer.status_code == 400, answer.text
+    assert "policies" in answer.json()["error"] or "nested" in answer.json()["error"]
     assert world.storage.queues.peek_count("previews") == 0
 
 

@@ -133,4 +133,28 @@ def test_the_graph_validation_handshake_echoes_the_decoded_token_as_plain_text(w
     answer = httpx.post(world.url("/api/webhooks/graph?validationToken=abc%20def"))
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
+    assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.text == "abc def"
+
+
+def test_a_delivery_that_could_not_be_queued_is_first_again_when_the_vendor_retries(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression (fuzzing): the delivery row was written before the queue refused the message,
+    # so the vendor's retry was taken for a replay and the return event was lost.
+    from shared.store import StorageUnavailable
+
+    url = world.url("/api/webhooks/atlassian")
+    secret = world.env["JIRA_WEBHOOK_SECRET"]
+    person = world.sb.org.users[0].account_id
+    real_send = world.storage.queues.send
+
+    def refuse(*args: object, **kwargs: object) -> str:
+        raise StorageUnavailable("queue service down")
+
+    monkeypatch.setattr(type(world.storage.queues), "send", refuse)
+    first = world.sb.send_jira_webhook(url, "user_updated", account_id=person, secret=secret)
+    assert first.status_code == 500
+    monkeypatch.setattr(type(world.storage.queues), "send", lambda self, *a, **k: real_send(*a, **k))
+    assert first.replay().status_code == 202
+    assert world.queued()["returns"] == 1

@@ -102,6 +102,9 @@ def test_the_oid_claim_name_works_as_well_as_the_mapped_one() -> None:
             "disagree",
         ),
         ({"X-MS-CLIENT-PRINCIPAL": "A" * 40_000}, "too long"),
+        # Regression (fuzzing): nesting past the stack raised RecursionError, a 500.
+        ({"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b"[" * 12_000 + b"]" * 12_000).decode()}, "not Base64"),
+        ({"X-MS-CLIENT-PRINCIPAL": "\u00e9t\u00e9"}, "not Base64"),
     ],
 )
 def test_a_garbled_or_inconsistent_principal_is_refused_with_the_reason(

@@ -50,10 +50,38 @@ def test_the_audit_webhook_needs_the_exact_authorization_value() -> None:
         verify_authorization({}, "Bearer abc")
 
 
-@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[1,", b"x" * 300_000])
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b"\xff\xfe", b"[1,", b"x" * 300_000, b"[" * 50_000 + b"]" * 50_000, b"[" * 40 + b"]" * 40],
+    ids=["truncated", "not-utf8", "unfinished", "too-large", "nested-past-the-stack", "nested-40-deep"],
+)
 def test_unreadable_bodies_are_bad_requests(body: bytes) -> None:
+    # Regression (fuzzing): nesting past the interpreter's stack raised RecursionError, a 500.
     with pytest.raises(BadRequest):
         parse_json(body)
+
+
+@pytest.mark.parametrize("context", [5, True, "users", {"id": "acc-9", "type": "users"}])
+def test_an_audit_event_whose_context_has_another_shape_falls_back_to_the_actor(context: object) -> None:
+    # Regression (fuzzing): an int or bool context raised TypeError, a 500.
+    event = {
+        "id": "e1",
+        "attributes": {"action": "user_logged_in", "actor": {"id": "acc-1"}, "context": context},
+    }
+    assert [e.account_id for e in classify_audit(event)] == ["acc-1"]
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"webhookEvent": "user_updated", "user": {"accountId": "a" * 257}}, "user.accountId"),
+        ({"webhookEvent": "x" * 70_000, "user": {"accountId": "a"}}, "webhookEvent"),
+    ],
+)
+def test_a_field_no_vendor_sends_that_long_is_a_bad_request_naming_it(payload: object, field: str) -> None:
+    # Regression (fuzzing): a 70 KB account id passed every check and overflowed the queue message.
+    with pytest.raises(BadRequest, match=field):
+        classify_jira({}, payload)
 
 
 def test_a_jira_user_update_is_a_return_event_keyed_by_its_delivery_id() -> None:
