@@ -9,7 +9,10 @@ Queues deliver at least once, so every step is safe to repeat (DESIGN.md "Safety
    (a GRANT without a free seat waits; its marker is not removed).
 3. Claim the action id in the ledger and write one audit entry. A redelivery after a crash
    between the change and the audit write finds the change in effect and the audit entry
-   missing, and writes it then: every change has exactly one audit entry.
+   missing, and writes it then: every change has exactly one audit entry. So that the entry
+   then says the change was made rather than found, each op is noted in the ledger (source
+   ``"action-op"``) before it is sent: an op in effect that an earlier try set out to make
+   is this action's change, not someone else's.
 4. Update the user state, the run's per-user result and its counters.
 
 Transient failures (rate limits after retries, timeouts, 5xx) raise, so the queue retries and
@@ -34,6 +37,15 @@ from shared.model import REVOKING_REASONS, Action, Facts, Op, OpKind, Reason, Vi
 from shared.services.snapshot import product_key
 
 log = logging.getLogger("seatwarden.execute")
+
+
+#: The ledger source of the ops an action set out to make (`Executor.apply`).
+OP_LEDGER = "action-op"
+
+
+def op_attempt(action_id: str, index: int) -> str:
+    """The ledger id of an action's op number `index`."""
+    return f"{action_id}/{index}"
 
 
 class BadMessage(ValueError):
@@ -161,7 +173,7 @@ class Executor:
         entra_id = message.get("entra_id")
         changed: list[Op] = []
         already: list[Op] = []
-        for op in action.ops:
+        for index, op in enumerate(action.ops):
             if op.via is Via.CSV:
                 return self._finish(
                     run_id,
@@ -173,8 +185,12 @@ class Executor:
                     actor,
                 )
             if self._in_effect(op, now):
-                already.append(op)
+                # In effect: made by an earlier try of this action that died before its audit
+                # entry (a crash, a failure of a later op), or found so.
+                made = self.storage.deliveries.seen(OP_LEDGER, op_attempt(action.id, index))
+                (changed if made else already).append(op)
                 continue
+            self.storage.deliveries.first_time(OP_LEDGER, op_attempt(action.id, index))
             try:
                 await self._apply_op(op, action.account_id, entra_id)
             except SeatLimitReached:

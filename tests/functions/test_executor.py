@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.functions.conftest import World, queue_message, run_function
 
 
@@ -52,3 +54,49 @@ def test_a_repeated_action_message_changes_nothing_and_writes_no_second_audit_en
     assert len(sb.changes()) == changes
     assert len(world.audit_for(person)) == 1
     assert world.storage.results.get(body["run_id"], person)["outcome"] == "applied"
+
+
+class Died(BaseException):
+    """The worker process died mid-invocation."""
+
+
+def test_a_retry_after_a_crash_before_the_audit_write_records_the_change_as_made(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.store.audit import AuditLog
+
+    sb = world.sb
+    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
+    person, product = body["action"]["account_id"], body["action"]["product"]
+    original = AuditLog.append
+
+    def die(self: AuditLog, *args: Any, **kwargs: Any) -> Any:
+        raise Died
+
+    monkeypatch.setattr(AuditLog, "append", die)
+    with pytest.raises(Died):
+        run_function("execute_action", queue_message(body, "first"))
+    assert not sb.org.is_licensed(person, product)  # the change was made; no entry says so
+    assert world.audit_for(person) == []
+    monkeypatch.setattr(AuditLog, "append", original)
+
+    run_function("execute_action", queue_message(body, "first", dequeue_count=2))
+
+    [entry] = world.audit_for(person)
+    made = {(op["kind"], op["role"]) for op in entry.after["changed"]}
+    assert made == {("remove", "access"), ("add", "marker")}
+    assert entry.after["already_in_effect"] == []
+
+
+def test_an_op_made_by_someone_else_is_recorded_as_found_not_made(world: World) -> None:
+    sb = world.sb
+    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
+    person, product = body["action"]["account_id"], body["action"]["product"]
+    access = sb.org.group_by_name(f"{product}-users")
+    sb.org.remove_member(access.id, person, via="sandbox")  # an admin got there first
+
+    run_function("execute_action", queue_message(body))
+
+    [entry] = world.audit_for(person)
+    assert [(op["kind"], op["role"]) for op in entry.after["already_in_effect"]] == [("remove", "access")]
+    assert [(op["kind"], op["role"]) for op in entry.after["changed"]] == [("add", "marker")]
