@@ -132,6 +132,15 @@ class Executor:
                 return f"used {action.product} on {used.isoformat()}, after the plan's {planned}"
         return None
 
+    def _made_earlier(self, action: Action, now: Current) -> list[Op]:
+        """The ops in effect that an earlier try of `action` set out to make."""
+        return [
+            op
+            for index, op in enumerate(action.ops)
+            if self._in_effect(op, now)
+            and self.storage.deliveries.seen(OP_LEDGER, op_attempt(action.id, index))
+        ]
+
     def _in_effect(self, op: Op, now: Current) -> bool:
         if op.via is not Via.ATLASSIAN:
             return False
@@ -169,7 +178,11 @@ class Executor:
         now = await self.current(action.account_id)
         why_not = self._premise_gone(action, now)
         if why_not:
-            return self._finish(run_id, action, "skipped", why_not, [], [], actor)
+            # What an earlier try made before it died is this action's all the same: its
+            # audit entry says so, and the next night's plan puts right what needs it.
+            return self._finish(
+                run_id, action, "skipped", why_not, self._made_earlier(action, now), [], actor
+            )
         entra_id = message.get("entra_id")
         changed: list[Op] = []
         already: list[Op] = []

@@ -100,3 +100,32 @@ def test_an_op_made_by_someone_else_is_recorded_as_found_not_made(world: World) 
     [entry] = world.audit_for(person)
     assert [(op["kind"], op["role"]) for op in entry.after["already_in_effect"]] == [("remove", "access")]
     assert [(op["kind"], op["role"]) for op in entry.after["changed"]] == [("add", "marker")]
+
+
+def test_a_retry_that_skips_a_stale_action_still_audits_what_its_first_try_changed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.services.execute import Executor
+
+    sb = world.sb
+    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
+    person, product = body["action"]["account_id"], body["action"]["product"]
+    original = Executor._apply_op
+
+    async def die_after_the_first_op(self: Executor, *args: Any, **kwargs: Any) -> None:
+        await original(self, *args, **kwargs)
+        raise Died
+
+    monkeypatch.setattr(Executor, "_apply_op", die_after_the_first_op)
+    with pytest.raises(Died):
+        run_function("execute_action", queue_message(body, "first"))
+    monkeypatch.setattr(Executor, "_apply_op", original)
+    assert not sb.org.is_licensed(person, product)
+    user = sb.org.user(person)  # the person comes back before the retry
+    sb.org.record_activity(user, sb.org.product_index(product), int(sb.clock.now().timestamp()))
+
+    run_function("execute_action", queue_message(body, "first", dequeue_count=2))
+
+    [entry] = world.audit_for(person)
+    assert entry.after["outcome"] == "skipped"
+    assert [(op["kind"], op["role"]) for op in entry.after["changed"]] == [("remove", "access")]
