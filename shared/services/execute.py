@@ -7,13 +7,13 @@ Queues deliver at least once, so every step is safe to repeat (DESIGN.md "Safety
    skipped: a stale plan never takes a license.
 2. Apply only the operations not already in effect, in order, stopping at the first refusal
    (a GRANT without a free seat waits; its marker is not removed).
-3. Claim the action id in the ledger and write one audit entry. A redelivery after a crash
-   between the change and the audit write finds the change in effect and the audit entry
-   missing, and writes it then: every change has exactly one audit entry. So that the entry
+3. Update the user state, the run's per-user result and its counters.
+4. Claim the action id in the ledger and write one audit entry, last of all. A redelivery
+   after a crash between the change and the audit write finds the change in effect and the
+   audit entry missing, and does 3 and 4 then: every change has exactly one audit entry. So that the entry
    then says the change was made rather than found, each op is noted in the ledger (source
    ``"action-op"``) before it is sent: an op in effect that an earlier try set out to make
    is this action's change, not someone else's.
-4. Update the user state, the run's per-user result and its counters.
 
 Transient failures (rate limits after retries, timeouts, 5xx) raise, so the queue retries and
 finally moves the message to the poison queue; permanent refusals are recorded as failed.
@@ -227,6 +227,17 @@ class Executor:
         actor: str,
     ) -> str:
         today = self.clock().date()
+        # State and result first, the audit entry last: a redelivery finds the audit entry
+        # missing and does it all again (each step is idempotent), but one that finds the
+        # entry written stops at once ("duplicate"), so nothing may be left to do after it.
+        # A GRANT whose state update was lost would have no licensed-since day, and the next
+        # night would count its idle days from a use years before the grant.
+        if changed or already:
+            self._update_state(action, today)
+        if run_id:
+            previous = self.storage.results.set_outcome(run_id, action.account_id, outcome, detail)
+            if previous != outcome:  # a redelivered action is counted once
+                self.storage.runs.record_outcome(run_id, outcome)
         if changed or already:
             first = self.storage.deliveries.first_time("action", action.id)
             if first or not self.storage.audit.has_action(action.id):
@@ -249,11 +260,6 @@ class Executor:
                     },
                     why=action.facts.to_dict(),
                 )
-            self._update_state(action, today)
-        if run_id:
-            previous = self.storage.results.set_outcome(run_id, action.account_id, outcome, detail)
-            if previous != outcome:  # a redelivered action is counted once
-                self.storage.runs.record_outcome(run_id, outcome)
         log.info("action %s %s %s: %s %s", action.id, action.reason.value, action.account_id, outcome, detail)
         return outcome
 

@@ -129,3 +129,32 @@ def test_a_retry_that_skips_a_stale_action_still_audits_what_its_first_try_chang
     [entry] = world.audit_for(person)
     assert entry.after["outcome"] == "skipped"
     assert [(op["kind"], op["role"]) for op in entry.after["changed"]] == [("remove", "access")]
+
+
+def test_a_grant_whose_worker_dies_after_the_audit_write_has_its_licensed_since_day(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fault campaign: the state update came after the audit entry; a worker
+    # that died between them left a granted person without a licensed-since day, the
+    # redelivery stopped at "duplicate", and the next night took the fresh license for a
+    # use years before the grant (INACTIVE, idle 900 days).
+    from shared.store.audit import AuditLog
+
+    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "GRANT")
+    person, product = body["action"]["account_id"], body["action"]["product"]
+    original = AuditLog.append
+
+    def write_then_die(self: AuditLog, *args: Any, **kwargs: Any) -> Any:
+        original(self, *args, **kwargs)
+        raise Died
+
+    monkeypatch.setattr(AuditLog, "append", write_then_die)
+    with pytest.raises(Died):
+        run_function("execute_action", queue_message(body, "first"))
+    monkeypatch.setattr(AuditLog, "append", original)
+    run_function("execute_action", queue_message(body, "first", dequeue_count=2))
+
+    stored = world.storage.users.get(product, person)
+    assert stored is not None
+    assert stored[0].licensed and stored[0].licensed_since == world.sb.clock.now().date()
+    assert len(world.audit_for(person)) == 1
