@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.crashes import Crash, crashing
 from tests.functions.conftest import World, queue_message, run_function
 
 
@@ -56,29 +57,19 @@ def test_a_repeated_action_message_changes_nothing_and_writes_no_second_audit_en
     assert world.storage.results.get(body["run_id"], person)["outcome"] == "applied"
 
 
-class Died(BaseException):
-    """The worker process died mid-invocation."""
+def planned(world: World, reason: str) -> tuple[dict[str, Any], str, str]:
+    """Tonight's first action message of `reason`, its person and its product."""
+    body = next(b for b in planned_actions(world) if b["action"]["reason"] == reason)
+    return body, body["action"]["account_id"], body["action"]["product"]
 
 
-def test_a_retry_after_a_crash_before_the_audit_write_records_the_change_as_made(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from shared.store.audit import AuditLog
-
+def test_a_retry_after_a_crash_before_the_audit_write_records_the_change_as_made(world: World) -> None:
     sb = world.sb
-    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
-    person, product = body["action"]["account_id"], body["action"]["product"]
-    original = AuditLog.append
-
-    def die(self: AuditLog, *args: Any, **kwargs: Any) -> Any:
-        raise Died
-
-    monkeypatch.setattr(AuditLog, "append", die)
-    with pytest.raises(Died):
+    body, person, product = planned(world, "INACTIVE")
+    with crashing("before-audit"), pytest.raises(Crash):
         run_function("execute_action", queue_message(body, "first"))
     assert not sb.org.is_licensed(person, product)  # the change was made; no entry says so
     assert world.audit_for(person) == []
-    monkeypatch.setattr(AuditLog, "append", original)
 
     run_function("execute_action", queue_message(body, "first", dequeue_count=2))
 
@@ -90,8 +81,7 @@ def test_a_retry_after_a_crash_before_the_audit_write_records_the_change_as_made
 
 def test_an_op_made_by_someone_else_is_recorded_as_found_not_made(world: World) -> None:
     sb = world.sb
-    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
-    person, product = body["action"]["account_id"], body["action"]["product"]
+    body, person, product = planned(world, "INACTIVE")
     access = sb.org.group_by_name(f"{product}-users")
     sb.org.remove_member(access.id, person, via="sandbox")  # an admin got there first
 
@@ -102,24 +92,11 @@ def test_an_op_made_by_someone_else_is_recorded_as_found_not_made(world: World) 
     assert [(op["kind"], op["role"]) for op in entry.after["changed"]] == [("add", "marker")]
 
 
-def test_a_retry_that_skips_a_stale_action_still_audits_what_its_first_try_changed(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from shared.services.execute import Executor
-
+def test_a_retry_that_skips_a_stale_action_still_audits_what_its_first_try_changed(world: World) -> None:
     sb = world.sb
-    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "INACTIVE")
-    person, product = body["action"]["account_id"], body["action"]["product"]
-    original = Executor._apply_op
-
-    async def die_after_the_first_op(self: Executor, *args: Any, **kwargs: Any) -> None:
-        await original(self, *args, **kwargs)
-        raise Died
-
-    monkeypatch.setattr(Executor, "_apply_op", die_after_the_first_op)
-    with pytest.raises(Died):
+    body, person, product = planned(world, "INACTIVE")
+    with crashing("after-change"), pytest.raises(Crash):  # after the access removal, its first op
         run_function("execute_action", queue_message(body, "first"))
-    monkeypatch.setattr(Executor, "_apply_op", original)
     assert not sb.org.is_licensed(person, product)
     user = sb.org.user(person)  # the person comes back before the retry
     sb.org.record_activity(user, sb.org.product_index(product), int(sb.clock.now().timestamp()))
@@ -131,27 +108,14 @@ def test_a_retry_that_skips_a_stale_action_still_audits_what_its_first_try_chang
     assert [(op["kind"], op["role"]) for op in entry.after["changed"]] == [("remove", "access")]
 
 
-def test_a_grant_whose_worker_dies_after_the_audit_write_has_its_licensed_since_day(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_grant_whose_worker_dies_after_the_audit_write_has_its_licensed_since_day(world: World) -> None:
     # Found by the fault campaign: the state update came after the audit entry; a worker
     # that died between them left a granted person without a licensed-since day, the
     # redelivery stopped at "duplicate", and the next night took the fresh license for a
     # use years before the grant (INACTIVE, idle 900 days).
-    from shared.store.audit import AuditLog
-
-    body = next(b for b in planned_actions(world) if b["action"]["reason"] == "GRANT")
-    person, product = body["action"]["account_id"], body["action"]["product"]
-    original = AuditLog.append
-
-    def write_then_die(self: AuditLog, *args: Any, **kwargs: Any) -> Any:
-        original(self, *args, **kwargs)
-        raise Died
-
-    monkeypatch.setattr(AuditLog, "append", write_then_die)
-    with pytest.raises(Died):
+    body, person, product = planned(world, "GRANT")
+    with crashing("after-audit"), pytest.raises(Crash):
         run_function("execute_action", queue_message(body, "first"))
-    monkeypatch.setattr(AuditLog, "append", original)
     run_function("execute_action", queue_message(body, "first", dequeue_count=2))
 
     stored = world.storage.users.get(product, person)

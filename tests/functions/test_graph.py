@@ -29,20 +29,26 @@ def eligible(world: World, account_id: str) -> bool:
     )
 
 
-def test_a_new_entra_member_ends_licensed_with_one_audit_entry(world: World) -> None:
+def outsider(world: World, gid: str) -> Any:
+    """An eligible person neither in the Entra group nor licensed: a newcomer to add."""
     sb = world.sb
-    world.nightly()
-    world.drain("actions")
-    world.subscribe()
-    gid = sb.org.entra_group_id(PRODUCT)
     members = sb.org.entra_members(gid)
-    newcomer = next(
+    return next(
         u
         for u in sb.org.users
         if u.entra_object_id not in members
         and not sb.org.is_licensed(u.account_id, PRODUCT)
         and eligible(world, u.account_id)
     )
+
+
+def test_a_new_entra_member_ends_licensed_with_one_audit_entry(world: World) -> None:
+    sb = world.sb
+    world.nightly()
+    world.drain("actions")
+    world.subscribe()
+    gid = sb.org.entra_group_id(PRODUCT)
+    newcomer = outsider(world, gid)
     assert sb.entra_add_member(gid, newcomer.entra_object_id)
     notify(world, gid)
     assert sb.org.is_licensed(newcomer.account_id, PRODUCT)
@@ -124,14 +130,7 @@ def test_a_notification_before_the_first_night_takes_no_license_from_the_entitle
     unlimited = {"max_revocations": 1_000_000, "max_revocation_percent": 100}
     world.set_policies(policies_with(sb, mode="enforce", blast_radius=unlimited))
     gid = sb.org.entra_group_id(PRODUCT)
-    members = sb.org.entra_members(gid)
-    newcomer = next(
-        u
-        for u in sb.org.users
-        if u.entra_object_id not in members
-        and not sb.org.is_licensed(u.account_id, PRODUCT)
-        and eligible(world, u.account_id)
-    )
+    newcomer = outsider(world, gid)
     entitled = world.entitled(PRODUCT)
     licensed_before = sb.org.members(f"{PRODUCT}-users") & entitled
     assert sb.entra_add_member(gid, newcomer.entra_object_id)

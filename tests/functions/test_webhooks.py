@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from shared.services.webhooks import jira_signature
+from tests.crashes import Crash, crashing
 from tests.functions.conftest import World
 
 PRODUCT = "confluence"
@@ -136,36 +137,24 @@ def test_the_graph_validation_handshake_echoes_the_decoded_token_as_plain_text(w
     assert answer.text == "abc def"
 
 
-class Died(BaseException):
-    """The worker process died mid-invocation."""
-
-
 def test_a_return_whose_worker_dies_before_the_audit_write_is_finished_from_the_actions_queue(
     night: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Found by the fault campaign: the return event's redelivery planned afresh, found the
     # person licensed already, and the RELICENSE made by the dead worker had no audit entry.
     import shared.services.returns
-    from shared.store.audit import AuditLog
 
     monkeypatch.setattr(shared.services.returns, "RECOVERY_DELAY", None)  # the copy at once
     person = marked_and_entitled(night)[0]
     before = len(night.audit_for(person))
-    original = AuditLog.append
-
-    def die(self: AuditLog, *args: object, **kwargs: object) -> None:
-        raise Died
-
-    monkeypatch.setattr(AuditLog, "append", die)
     night.sb.send_jira_webhook(
         night.url("/api/webhooks/atlassian"),
         "user_updated",
         account_id=person,
         secret=night.env["JIRA_WEBHOOK_SECRET"],
     )
-    with pytest.raises(Died):
+    with crashing("before-audit"), pytest.raises(Crash):
         night.drain("returns")
-    monkeypatch.setattr(AuditLog, "append", original)
     assert night.sb.org.is_licensed(person, PRODUCT)
     assert len(night.audit_for(person)) == before
 
