@@ -1,7 +1,8 @@
-"""The campaign's shared world: one sandbox, the session's Azurite, the HTTP functions served.
+"""The campaign's world: one sandbox, the session's Azurite, the HTTP functions served.
 
-Built once per session and reused by every scenario (each loads a fresh org and table
-prefix). Two test-only seams, both undone when the session ends:
+Built once for the campaign and reused by every scenario (each loads a fresh org and table
+prefix). Test-only seams, undone when the campaign test ends (before any other test runs:
+they would leak the campaign's clock into it):
 
 - the functions' clock is the sandbox's (`App.from_env`), so days pass for Seatwarden as they
   pass for the org;
@@ -26,7 +27,7 @@ from tests.campaign.scenarios import PRODUCTS
 CLIENT_TIMEOUT_S = 0.2
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def campaign(azurite: str) -> Iterator[Campaign]:
     import function_app
     import shared.atlassian
