@@ -10,10 +10,13 @@ Queues deliver at least once, so every step is safe to repeat (DESIGN.md "Safety
 3. Update the user state, the run's per-user result and its counters.
 4. Claim the action id in the ledger and write one audit entry, last of all. A redelivery
    after a crash between the change and the audit write finds the change in effect and the
-   audit entry missing, and does 3 and 4 then: every change has exactly one audit entry. So that the entry
-   then says the change was made rather than found, each op is noted in the ledger (source
-   ``"action-op"``) before it is sent: an op in effect that an earlier try set out to make
-   is this action's change, not someone else's.
+   audit entry missing, and does 3 and 4 then: every change has exactly one audit entry.
+   So that the entry then says the change was made rather than found, each op is noted in
+   the ledger (source ``"action-op"``) before it is sent: an op in effect that an earlier
+   try set out to make is this action's change, not someone else's. (An earlier try whose
+   op was refused, followed by someone else making that very change before the retry,
+   would be taken for this action's: a narrow case, and the trail then names one cause
+   too many, never none.)
 
 Transient failures (rate limits after retries, timeouts, 5xx) raise, so the queue retries and
 finally moves the message to the poison queue; permanent refusals are recorded as failed.
