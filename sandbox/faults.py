@@ -68,6 +68,12 @@ class Faults:
         with self._lock:
             self._rules.clear()
 
+    def reseed(self, seed: int) -> None:
+        """Clear every rule and draw probabilities afresh from ``seed``, as a new sandbox would."""
+        with self._lock:
+            self._rules.clear()
+            self._rng = random.Random(f"{seed}:faults")
+
     def rules(self) -> list[FaultRule]:
         with self._lock:
             return list(self._rules)

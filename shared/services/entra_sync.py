@@ -23,7 +23,22 @@ log = logging.getLogger("seatwarden.entra")
 
 
 def delta_cursor(group_id: str) -> str:
+    """The nightly read's delta link: where the entitlement written to user state stands.
+
+    Only the night moves it, and only once that night's state is written: the night reads
+    last night's entitlement from state plus the delta since this link, so a link that moved
+    past changes the state never took in would make those people "not entitled".
+    """
     return f"delta-{group_id}"
+
+
+def events_cursor(group_id: str) -> str:
+    """The change notifications' own delta link, so a notification reads only what is new.
+
+    Started from the night's link (or the subscription keeper's baseline); it never moves
+    the night's.
+    """
+    return f"delta-events-{group_id}"
 
 
 class EntraSync:
@@ -75,7 +90,9 @@ class EntraSync:
     async def sync_group(self, policy: Policy, group_id: str) -> dict[str, Any]:
         """Apply what changed in one entitlement group since the stored delta link."""
         assert self.graph is not None
-        link = self.storage.cursors.get(delta_cursor(group_id))
+        link = self.storage.cursors.get(events_cursor(group_id)) or self.storage.cursors.get(
+            delta_cursor(group_id)
+        )
         try:
             delta = await self.graph.group_delta([group_id], link)
         except DeltaResyncRequired:
@@ -110,7 +127,7 @@ class EntraSync:
                 )
         # Only now, with the changes applied, is the new link stored: a failure above means
         # the next notification reads the same changes again (the rules make that harmless).
-        self.storage.cursors.set(delta_cursor(group_id), delta.delta_link)
+        self.storage.cursors.set(events_cursor(group_id), delta.delta_link)
         if unknown:
             log.info(
                 "%d new Entra member(s) of %s have no Atlassian account yet; the nightly run "

@@ -7,10 +7,16 @@ Queues deliver at least once, so every step is safe to repeat (DESIGN.md "Safety
    skipped: a stale plan never takes a license.
 2. Apply only the operations not already in effect, in order, stopping at the first refusal
    (a GRANT without a free seat waits; its marker is not removed).
-3. Claim the action id in the ledger and write one audit entry. A redelivery after a crash
-   between the change and the audit write finds the change in effect and the audit entry
-   missing, and writes it then: every change has exactly one audit entry.
-4. Update the user state, the run's per-user result and its counters.
+3. Update the user state, the run's per-user result and its counters.
+4. Claim the action id in the ledger and write one audit entry, last of all. A redelivery
+   after a crash between the change and the audit write finds the change in effect and the
+   audit entry missing, and does 3 and 4 then: every change has exactly one audit entry.
+   So that the entry then says the change was made rather than found, each op is noted in
+   the ledger (source ``"action-op"``) before it is sent: an op in effect that an earlier
+   try set out to make is this action's change, not someone else's. (An earlier try whose
+   op was refused, followed by someone else making that very change before the retry,
+   would be taken for this action's: a narrow case, and the trail then names one cause
+   too many, never none.)
 
 All of it happens under the person's lease (`person_lease`): one writer per person at a time,
 so a return event never reads someone halfway through losing the license (access gone,
@@ -89,6 +95,15 @@ async def person_lease(
     finally:
         _held_people.reset(token)
         storage.leases.release(lease)
+
+
+#: The ledger source of the ops an action set out to make (`Executor.apply`).
+OP_LEDGER = "action-op"
+
+
+def op_attempt(action_id: str, index: int) -> str:
+    """The ledger id of an action's op number `index`."""
+    return f"{action_id}/{index}"
 
 
 class BadMessage(ValueError):
@@ -190,6 +205,15 @@ class Executor:
             return "entitled again since the plan (an Entra change handled after it)"
         return None
 
+    def _made_earlier(self, action: Action, now: Current) -> list[Op]:
+        """The ops in effect that an earlier try of `action` set out to make."""
+        return [
+            op
+            for index, op in enumerate(action.ops)
+            if self._in_effect(op, now)
+            and self.storage.deliveries.seen(OP_LEDGER, op_attempt(action.id, index))
+        ]
+
     def _in_effect(self, op: Op, now: Current) -> bool:
         if op.via is not Via.ATLASSIAN:
             return False
@@ -231,11 +255,15 @@ class Executor:
         now = await self.current(action.account_id)
         why_not = self._premise_gone(action, now) or self._entitled_again(run_id, action)
         if why_not:
-            return self._finish(run_id, action, "skipped", why_not, [], [], actor)
+            # What an earlier try made before it died is this action's all the same: its
+            # audit entry says so, and the next night's plan puts right what needs it.
+            return self._finish(
+                run_id, action, "skipped", why_not, self._made_earlier(action, now), [], actor
+            )
         entra_id = message.get("entra_id")
         changed: list[Op] = []
         already: list[Op] = []
-        for op in action.ops:
+        for index, op in enumerate(action.ops):
             if op.via is Via.CSV:
                 return self._finish(
                     run_id,
@@ -247,8 +275,12 @@ class Executor:
                     actor,
                 )
             if self._in_effect(op, now):
-                already.append(op)
+                # In effect: made by an earlier try of this action that died before its audit
+                # entry (a crash, a failure of a later op), or found so.
+                made = self.storage.deliveries.seen(OP_LEDGER, op_attempt(action.id, index))
+                (changed if made else already).append(op)
                 continue
+            self.storage.deliveries.first_time(OP_LEDGER, op_attempt(action.id, index))
             try:
                 await self._apply_op(op, action.account_id, entra_id)
             except SeatLimitReached:
@@ -272,6 +304,17 @@ class Executor:
         actor: str,
     ) -> str:
         today = self.clock().date()
+        # State and result first, the audit entry last: a redelivery finds the audit entry
+        # missing and does it all again (each step is idempotent), but one that finds the
+        # entry written stops at once ("duplicate"), so nothing may be left to do after it.
+        # A GRANT whose state update was lost would have no licensed-since day, and the next
+        # night would count its idle days from a use years before the grant.
+        if changed or already:
+            self._update_state(action, today)
+        if run_id:
+            previous = self.storage.results.set_outcome(run_id, action.account_id, outcome, detail)
+            if previous != outcome:  # a redelivered action is counted once
+                self.storage.runs.record_outcome(run_id, outcome)
         if changed or already:
             first = self.storage.deliveries.first_time("action", action.id)
             if first or not self.storage.audit.has_action(action.id):
@@ -294,11 +337,6 @@ class Executor:
                     },
                     why=action.facts.to_dict(),
                 )
-            self._update_state(action, today)
-        if run_id:
-            previous = self.storage.results.set_outcome(run_id, action.account_id, outcome, detail)
-            if previous != outcome:  # a redelivered action is counted once
-                self.storage.runs.record_outcome(run_id, outcome)
         log.info("action %s %s %s: %s %s", action.id, action.reason.value, action.account_id, outcome, detail)
         return outcome
 

@@ -5,6 +5,12 @@ users search filtered by account id, with groups and activity), builds a snapsho
 them, and runs the ordinary rules on it, so exclusions, admins, targeting and seat caps hold
 between nights exactly as at night. The resulting actions go straight to the executor: a
 returning, entitled person gets the license back within seconds.
+
+Each action applied here first leaves a delayed copy on the actions queue, taken back once
+the executor is done with it. A worker that dies between a change and its audit entry
+leaves the copy behind, and the executor function finishes that very action later: the
+event's own redelivery would plan afresh from the changed state, find nothing to do, and
+leave the change without its audit entry.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.config import Policy
@@ -27,6 +33,9 @@ log = logging.getLogger("seatwarden.returns")
 
 #: Group lists change rarely; a process keeps them this long between webhook calls.
 GROUPS_TTL_SECONDS = 300
+#: When the actions queue gets an action applied here if this worker dies before it is done:
+#: long enough that the queue never races a worker that is merely slow.
+RECOVERY_DELAY = timedelta(minutes=2)
 
 _groups_cache: dict[str, tuple[float, list[Group]]] = {}
 
@@ -165,7 +174,10 @@ class EventService:
                 )
                 outcome = "report"
             else:
-                outcome = await self.executor.apply(action_message("", action))
+                message = {**action_message("", action), "actor": self.executor.actor}
+                pending = self.storage.queues.send_cancellable("actions", message, RECOVERY_DELAY)
+                outcome = await self.executor.apply(message)
+                self.storage.queues.cancel("actions", *pending)
             done.append({"policy": action.policy, "reason": action.reason.value, "outcome": outcome})
         return done
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.config import Policy
-from shared.services.entra_sync import delta_cursor
+from shared.services.entra_sync import events_cursor
 from shared.store.records import Subscription as Recorded
 
 log = logging.getLogger("seatwarden.subscriptions")
@@ -65,9 +65,10 @@ class SubscriptionKeeper:
             resource = f"groups/{group_id}"
             current = existing.get(resource.lower())
             if current is None:
-                if self.storage.cursors.get(delta_cursor(group_id)) is None:
+                if self.storage.cursors.get(events_cursor(group_id)) is None:
+                    # What the notifications will be read against (never the night's link).
                     baseline = await self.graph.group_delta([group_id], None)
-                    self.storage.cursors.set(delta_cursor(group_id), baseline.delta_link)
+                    self.storage.cursors.set(events_cursor(group_id), baseline.delta_link)
                 notification_url, lifecycle_url = notification_urls(self.public_url)
                 created = await self.graph.create_subscription(
                     resource=resource,

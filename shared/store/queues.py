@@ -105,6 +105,12 @@ class Queues:
 
     def send(self, queue: str, message: Mapping[str, Any], delay: timedelta | None = None) -> str:
         """Put one JSON message on a queue, visible after ``delay``; returns its message id."""
+        return self.send_cancellable(queue, message, delay)[0]
+
+    def send_cancellable(
+        self, queue: str, message: Mapping[str, Any], delay: timedelta | None = None
+    ) -> tuple[str, str]:
+        """Like `send`, and returns the message id and pop receipt `cancel` takes back."""
         text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
         size = len(text.encode("utf-8"))
         if size > MAX_MESSAGE_BYTES:
@@ -114,7 +120,12 @@ class Queues:
         visibility = int(delay.total_seconds()) if delay else None
         with mapped(f"send a message to {queue}"):
             sent = self.client(queue).send_message(text, visibility_timeout=visibility)
-        return str(sent.id)
+        return str(sent.id), str(sent.pop_receipt)
+
+    def cancel(self, queue: str, message_id: str, pop_receipt: str) -> None:
+        """Delete a message this process sent (`send_cancellable`) before anyone took it."""
+        with mapped(f"cancel a message on {queue}"):
+            self.client(queue).delete_message(message_id, pop_receipt)
 
     def send_many(self, queue: str, messages: Iterable[Mapping[str, Any]]) -> int:
         """Put many messages on a queue (one request each: queues have no batch send)."""

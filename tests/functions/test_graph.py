@@ -29,20 +29,26 @@ def eligible(world: World, account_id: str) -> bool:
     )
 
 
-def test_a_new_entra_member_ends_licensed_with_one_audit_entry(world: World) -> None:
+def outsider(world: World, gid: str) -> Any:
+    """An eligible person neither in the Entra group nor licensed: a newcomer to add."""
     sb = world.sb
-    world.nightly()
-    world.drain("actions")
-    world.subscribe()
-    gid = sb.org.entra_group_id(PRODUCT)
     members = sb.org.entra_members(gid)
-    newcomer = next(
+    return next(
         u
         for u in sb.org.users
         if u.entra_object_id not in members
         and not sb.org.is_licensed(u.account_id, PRODUCT)
         and eligible(world, u.account_id)
     )
+
+
+def test_a_new_entra_member_ends_licensed_with_one_audit_entry(world: World) -> None:
+    sb = world.sb
+    world.nightly()
+    world.drain("actions")
+    world.subscribe()
+    gid = sb.org.entra_group_id(PRODUCT)
+    newcomer = outsider(world, gid)
     assert sb.entra_add_member(gid, newcomer.entra_object_id)
     notify(world, gid)
     assert sb.org.is_licensed(newcomer.account_id, PRODUCT)
@@ -113,3 +119,31 @@ def test_under_a_report_mode_policy_entra_changes_and_return_events_change_nothi
         c for c in sb.changes()[changes:] if c.system == "atlassian" and c.details.get("via") != "scim"
     ] == []
     assert world.audit_for(leaver.account_id) == []
+
+
+def test_a_notification_before_the_first_night_takes_no_license_from_the_entitled(world: World) -> None:
+    # Found by the fault campaign: the first night failed, a notification then read the whole
+    # group, licensed the newcomer (whose state row became the only one) and stored its delta
+    # link as the night's. The next night took "entitled" from that one row plus the delta
+    # since, and revoked every other entitled, licensed person as unentitled.
+    sb = world.sb
+    unlimited = {"max_revocations": 1_000_000, "max_revocation_percent": 100}
+    world.set_policies(policies_with(sb, mode="enforce", blast_radius=unlimited))
+    gid = sb.org.entra_group_id(PRODUCT)
+    newcomer = outsider(world, gid)
+    entitled = world.entitled(PRODUCT)
+    licensed_before = sb.org.members(f"{PRODUCT}-users") & entitled
+    assert sb.entra_add_member(gid, newcomer.entra_object_id)
+    notify(world, gid)
+    world.drain("actions")
+    assert sb.org.is_licensed(newcomer.account_id, PRODUCT)
+
+    world.nightly()
+    world.drain("actions")
+
+    def decided(action: str) -> set[str]:
+        entries = world.storage.audit.query(action=action, limit=1000)
+        return {e.account_id for e in entries if e.product == PRODUCT}
+
+    assert not decided("REVOKE_UNENTITLED") & world.entitled(PRODUCT)
+    assert licensed_before - sb.org.members(f"{PRODUCT}-users") <= decided("INACTIVE")

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from shared.services.webhooks import jira_signature
+from tests.crashes import Crash, crashing
 from tests.functions.conftest import World
 
 PRODUCT = "confluence"
@@ -158,3 +159,35 @@ def test_a_delivery_that_could_not_be_queued_is_first_again_when_the_vendor_retr
     monkeypatch.setattr(type(world.storage.queues), "send", lambda self, *a, **k: real_send(*a, **k))
     assert first.replay().status_code == 202
     assert world.queued()["returns"] == 1
+
+
+def test_a_return_whose_worker_dies_before_the_audit_write_is_finished_from_the_actions_queue(
+    night: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fault campaign: the return event's redelivery planned afresh, found the
+    # person licensed already, and the RELICENSE made by the dead worker had no audit entry.
+    import shared.services.returns
+
+    monkeypatch.setattr(shared.services.returns, "RECOVERY_DELAY", None)  # the copy at once
+    person = marked_and_entitled(night)[0]
+    before = len(night.audit_for(person))
+    night.sb.send_jira_webhook(
+        night.url("/api/webhooks/atlassian"),
+        "user_updated",
+        account_id=person,
+        secret=night.env["JIRA_WEBHOOK_SECRET"],
+    )
+    with crashing("before-audit"), pytest.raises(Crash):
+        night.drain("returns")
+    assert night.sb.org.is_licensed(person, PRODUCT)
+    assert len(night.audit_for(person)) == before
+
+    assert night.drain("actions") == 1
+
+    entries = night.audit_for(person)
+    assert len(entries) == before + 1
+    assert entries[0].action == "RELICENSE" and entries[0].actor == "events"
+    assert {(op["kind"], op["role"]) for op in entries[0].after["changed"]} == {
+        ("add", "access"),
+        ("remove", "marker"),
+    }

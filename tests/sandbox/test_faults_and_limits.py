@@ -155,3 +155,25 @@ def test_controls_work_over_http(sb: Sandbox) -> None:
     assert counts["users-search"] == 1 and counts["memberships"] == 1
     assert limited["groups"] == 5
     assert bad.status_code == 400
+
+
+def test_load_serves_a_fresh_org_on_the_running_servers_with_faults_cleared(
+    start_sandbox: Callable[..., Sandbox],
+) -> None:
+    sb = start_sandbox(users=20, seed=3)
+    group = sb.org.group_by_name("jira-software-users")
+    person = next(u.account_id for u in sb.org.users if u.account_id not in group.members)
+    with atlassian_client(sb) as client:
+        client.post(directory_path(sb, f"/groups/{group.id}/memberships"), json={"accountId": person})
+    sb.faults.inject(kind="5xx", path_contains=SEARCH, count=None)
+    base, key = sb.atlassian_base, sb.api_key
+
+    sb.load(users=12, seed=4)
+
+    assert (sb.atlassian_base, sb.api_key) == (base, key)
+    assert sb.changes() == [] and sb.faults.rules() == []
+    with atlassian_client(sb) as client:
+        found = client.post(directory_path(sb, SEARCH), json={"limit": 100})
+    assert found.status_code == 200
+    assert sorted(u["accountId"] for u in found.json()["data"]) == [u.account_id for u in sb.org.users]
+    assert len(sb.org.users) == 12
