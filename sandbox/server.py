@@ -13,7 +13,7 @@ whether it sends Atlassian's ``X-RateLimit-*`` headers.
 
 from __future__ import annotations
 
-import select
+import selectors
 import socket
 import ssl
 import sys
@@ -273,15 +273,24 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._hang_up()
 
     def _wait_for_client_to_give_up(self) -> None:
-        """Sleep until the client closes, the fault's time passes, or the server stops."""
+        """Sleep until the client closes, the fault's time passes, or the server stops.
+
+        A selector, not `select.select`: that refuses a descriptor numbered 1024 or more
+        (ValueError), which a long test session reaches, and the fault then hung up at once.
+        """
         deadline = time.monotonic() + self.server.traffic.faults.timeout_s
-        while time.monotonic() < deadline and not self.server.stopping.is_set():
+        with selectors.DefaultSelector() as selector:
             try:
-                readable, _, _ = select.select([self.connection], [], [], 0.1)
+                selector.register(self.connection, selectors.EVENT_READ)
             except (OSError, ValueError):
                 return
-            if readable:
-                return  # the client closed (or sent more): it is no longer waiting for us
+            while time.monotonic() < deadline and not self.server.stopping.is_set():
+                try:
+                    readable = selector.select(0.1)
+                except OSError:
+                    return
+                if readable:
+                    return  # the client closed (or sent more): it is no longer waiting for us
 
     def _hang_up(self) -> None:
         self.close_connection = True

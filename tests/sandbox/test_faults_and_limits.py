@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 from collections.abc import Callable
 
@@ -39,6 +41,22 @@ def test_timeout_fault_leaves_the_client_waiting(start_sandbox: Callable[..., Sa
     with atlassian_client(sb, timeout=0.5) as client, pytest.raises(httpx.ReadTimeout):
         client.post(directory_path(sb, SEARCH), json={})
     assert time.monotonic() - began < 2
+
+
+def test_timeout_fault_holds_past_descriptor_1024(start_sandbox: Callable[..., Sandbox]) -> None:
+    """Regression: the wait used select.select, which refuses a descriptor numbered 1024 or
+    more; late in a long session the fault then hung up at once instead of holding."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert max(held) >= 1024
+        test_timeout_fault_leaves_the_client_waiting(start_sandbox)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_truncated_fault_cuts_the_body_after_applying_the_request(sb: Sandbox) -> None:
