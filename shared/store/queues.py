@@ -22,6 +22,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from shared.store._base import sdk_client_options
 from shared.store.errors import EntityTooLarge, StorageError, mapped
 
 #: The queues Seatwarden uses, by the short name callers pass.
@@ -60,7 +61,7 @@ class Queues:
                     queue_name(prefix, kind) + suffix,
                     message_encode_policy=TextBase64EncodePolicy(),
                     message_decode_policy=TextBase64DecodePolicy(),
-                    **client_options,
+                    **sdk_client_options(client_options),
                 )
 
     def client(self, queue: str) -> QueueClient:

@@ -6,7 +6,7 @@ from typing import Any
 
 from azure.data.tables import TableServiceClient
 
-from shared.store._base import Clock, table_name, utc_now
+from shared.store._base import Clock, sdk_client_options, table_name, utc_now
 from shared.store.audit import AuditLog
 from shared.store.errors import mapped
 from shared.store.leases import LeaseRepo
@@ -56,7 +56,7 @@ class Storage:
         ``connection_timeout``, ``raw_request_hook`` …).
         """
         with mapped("open the storage account"):
-            service = TableServiceClient.from_connection_string(conn, **client_options)
+            service = TableServiceClient.from_connection_string(conn, **sdk_client_options(client_options))
             queues = Queues(conn, prefix, **client_options)
         return cls(service, queues, prefix, clock)
 
