@@ -51,6 +51,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank - 1]
 
 
+def enforcing(policy_file: dict[str, Any]) -> dict[str, Any]:
+    for policy in policy_file["policies"]:
+        policy["mode"] = "enforce"
+    return policy_file
+
+
 def summary(values: list[float], digits: int = 1) -> dict[str, float]:
     return {
         "p50": round(percentile(values, 50), digits),
@@ -106,7 +112,8 @@ def run(users: int, answers: int, returns: int, spacing: float, poll: float, see
             **sb.env(),
             "AzureWebJobsStorage": storage,
             "SEATWARDEN_TABLE_PREFIX": "bench" + secrets.token_hex(3),
-            "SEATWARDEN_POLICY": json.dumps(demo_policies(sb).model_dump(mode="json")),
+            # Enforce mode: a report-mode policy only logs a return event between nights.
+            "SEATWARDEN_POLICY": json.dumps(enforcing(demo_policies(sb).model_dump(mode="json"))),
             "JIRA_WEBHOOK_SECRET": secrets.token_hex(16),
             "ATLASSIAN_AUDIT_WEBHOOK_AUTHORIZATION": "Bearer " + secrets.token_hex(16),
             "GRAPH_CLIENT_STATE": secrets.token_hex(16),
