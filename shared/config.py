@@ -206,9 +206,27 @@ class Problem:
     allowed: str
     severity: Literal["error", "warning"] = "error"
 
+    @property
+    def missing(self) -> bool:
+        return self.given is _MISSING
+
+    @property
+    def field_text(self) -> str:
+        """The field for a terminal: a key from the file may hold control characters."""
+        return printable(self.field)
+
+    @property
+    def given_text(self) -> str:
+        return "(missing)" if self.missing else printable(json.dumps(self.given, default=str))
+
     def __str__(self) -> str:
-        given = json.dumps(self.given, default=str) if self.given is not _MISSING else "(missing)"
-        return f"{self.severity}: {self.field}: given {given}: {self.allowed}"
+        return f"{self.severity}: {self.field_text}: given {self.given_text}: {printable(self.allowed)}"
+
+
+def printable(text: str) -> str:
+    """`text` with each character a terminal would act on (a backspace, an escape) written as
+    its escape sequence, so a hostile key cannot rewrite what an administrator reads."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 _MISSING: Any = object()
@@ -221,7 +239,7 @@ class PolicyError(ValueError):
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s) in the policy\n{lines}")
+        super().__init__(f"{printable(source)}: {len(problems)} problem(s) in the policy\n{lines}")
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -257,7 +275,8 @@ def decode_policy_text(text: str, source: str) -> Any:
 
     A document nested or aliased past what any policy needs is refused before validation
     walks it (shared.untrusted): PyYAML recurses on nesting, and an alias bomb of ten lines
-    took validation minutes.
+    took validation minutes. PyYAML converts integers with int(), which raises ValueError past
+    4,300 digits; that is a refused document too.
     """
     try:
         return check_shape(yaml.safe_load(text))
@@ -265,10 +284,13 @@ def decode_policy_text(text: str, source: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(source, [Problem(f"(syntax at {where})", _MISSING, str(problem))]) from None
+        problem = " ".join(str(problem).split())  # a reader error spans lines
+        raise PolicyError(source, [Problem(f"(syntax at {where})", _MISSING, problem)]) from None
     except RecursionError:
         raise PolicyError(source, [Problem("(document)", _MISSING, str(TooDeep(MAX_DEPTH)))]) from None
     except Unreadable as exc:
+        raise PolicyError(source, [Problem("(document)", _MISSING, str(exc))]) from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit limit on int(str)
         raise PolicyError(source, [Problem("(document)", _MISSING, str(exc))]) from None
 
 

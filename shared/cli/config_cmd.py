@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from shared.cli._common import EXIT_FAILED, EXIT_OK, err, failures_as_exit_codes, open_app, run
-from shared.config import PolicyError, load_policy_file, policy_warnings
+from shared.config import PolicyError, load_policy_file, policy_warnings, printable
 
 app = typer.Typer(no_args_is_help=True, help="Check policy files and the live setup.")
 
@@ -49,7 +50,8 @@ def check(
     ok = not errors and (report is None or report.ok)
     if as_json:
         rows = [
-            {"severity": p.severity, "field": p.field, "given": p.given, "allowed": p.allowed}
+            {"severity": p.severity, "field": p.field, "allowed": p.allowed}
+            | ({} if p.missing else {"given": p.given})
             for p in problems
         ]
         document: dict[str, Any] = {"ok": ok, "problems": rows}
@@ -60,8 +62,8 @@ def check(
         for problem in problems:
             colour = "red" if problem.severity == "error" else "yellow"
             err.print(
-                f"[{colour}]{problem.severity}[/{colour}] {problem.field}: given "
-                f"{json.dumps(problem.given, default=str)}: {problem.allowed}",
+                f"[{colour}]{problem.severity}[/{colour}] "
+                + escape(f"{problem.field_text}: given {problem.given_text}: {printable(problem.allowed)}"),
                 highlight=False,
             )
         if policies is not None and not errors:
