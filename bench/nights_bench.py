@@ -55,8 +55,9 @@ does not crowd that night's changes.
 
 The rate scale, 30 by default, is the highest at which this machine keeps up with the
 scaled limits: one client here sustains about 300 requests a second at 50 ms latency
-(httpx and httpcore cost about 2 ms of CPU a request, and httpcore's pool grows costly past
-some 20 connections), and the first night's changes (31,000 at 100,000 people) are paced at
+(httpx and httpcore cost about 2 ms of CPU a request; one httpcore pool grows costly past
+some 20 connections, so the client spreads them over four, ``shared.http.SpreadTransport``),
+and the first night's changes (31,000 at 100,000 people) are paced at
 600/min x scale = 300 a second. At a higher scale they would be bound by this machine's CPU,
 not by the rate limit, and the first night could not meet its time target. What the scale
 leaves long is the lookup mode's first night: 84,000 lookups at 200/min x 30 = 100 a second,
@@ -95,8 +96,9 @@ TARGET_TIME_RATIO = 1.2
 LOOKUP_PER_MINUTE = 200.0
 MEMBERSHIP_PER_MINUTE = 600.0
 PAGE_LIMIT = 100  # the users search's page size (AtlassianClient.iter_user_pages)
-#: httpcore's pool grows costly past about 20 busy connections (each request scans them
-#: all), so the client is given no more in flight than the rates need.
+#: An httpcore pool grows costly past about 20 busy connections (each request scans them
+#: all; the client spreads them over pools, SpreadTransport), and no more are in flight than
+#: the rates need.
 MAX_IN_FLIGHT = 24
 #: The client's token buckets hold this many requests (``client_for``).
 BURST = 4.0
