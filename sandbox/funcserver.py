@@ -69,6 +69,10 @@ def serving(app: Any) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm
+        # holds the body until the client's delayed ACK of the headers, some 40 ms on every
+        # answer, which the Functions host does not add (sandbox/server.py does the same).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
