@@ -89,6 +89,13 @@ def _webhook_rows(hooks: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _steal(done: list[dict[str, Any]]) -> str:
+    """The hypervisor's steal over the nights, where the run recorded it: time figures from
+    a machine that lost a share of its CPUs to other guests mean less."""
+    steals = [n["steal_percent"] for n in done if n.get("steal_percent") is not None]
+    return f"; CPU steal {min(steals):g}-{max(steals):g}%" if steals else ""
+
+
 def _nights_rows(nights: dict[str, Any]) -> list[Row]:
     p, targets = nights["parameters"], nights["targets"]
     command = "`python -m bench.nights_bench`"
@@ -131,7 +138,8 @@ def _nights_rows(nights: dict[str, Any]) -> list[Row]:
             (
                 f"Nights, {label}: wall time / time bound",
                 f"first night {first['time_ratio']:.2f} ({first['wall_seconds']:.0f} s)"
-                + (f"; worst later night {max(n['time_ratio'] for n in rest):.2f}" if rest else ""),
+                + (f"; worst later night {max(n['time_ratio'] for n in rest):.2f}" if rest else "")
+                + _steal(done),
                 f"≤ {targets['time_ratio']:g}",
                 _met(all(n["time_ratio"] <= targets["time_ratio"] for n in done)),
                 _naive_time(nights["modes"][mode].get("summary", {}).get("naive_night")),

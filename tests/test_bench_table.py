@@ -32,3 +32,16 @@ def test_a_missed_target_and_an_unfinished_run_are_said_so() -> None:
     assert "| **no** |" in wall
     (calls,) = [line for line in lines if line.startswith("| Nights, activity by lookups (")]
     assert "2 of 31 nights, run unfinished" in calls
+
+
+def test_the_time_row_says_how_much_cpu_the_hypervisor_took_where_it_was_recorded() -> None:
+    stolen = copy.deepcopy(results())
+    nights = stolen["nights"]["modes"]["activity_in_read"]["nights"]
+    for night in nights:
+        night.pop("steal_percent", None)
+    time_row = "| Nights, activity in the users read: wall"
+    (before,) = [line for line in table(stolen).splitlines() if line.startswith(time_row)]
+    assert "steal" not in before
+    nights[0]["steal_percent"], nights[-1]["steal_percent"] = 40.5, 3.0
+    (after,) = [line for line in table(stolen).splitlines() if line.startswith(time_row)]
+    assert "CPU steal 3-40.5%" in after

@@ -17,9 +17,17 @@ def test_the_nights_benchmark_makes_no_call_beyond_the_bound_in_either_mode() ->
         for night in nights:
             assert night["calls"] == night["bound"], (mode, night)
             assert night["user_pages"] == 3 and night["time_bound"] > 0 and night["wall_seconds"] > 0
+            assert 0 <= night["steal_percent"] <= 100  # /proc/stat: these machines are Linux
     activity, lookups = results["activity_in_read"]["nights"], results["lookups"]["nights"]
     assert all(n["lookups"] == 0 for n in activity)
     assert lookups[0]["lookups"] > lookups[1]["lookups"]
     assert lookups[0]["calls_by_class"]["last-active"] == lookups[0]["lookups"]
     # The same org, looked up the naive way: every licensed person, once.
     assert results["naive"]["lookups"] == lookups[0]["licensed_people"]
+
+
+def test_steal_is_the_share_of_all_cpu_time_the_hypervisor_took() -> None:
+    assert nights_bench.steal_percent((100, 1_000), (150, 1_200)) == 25.0
+    assert nights_bench.steal_percent((5, 10), (5, 10)) is None  # no time passed
+    steal, total = nights_bench.machine_jiffies()
+    assert 0 <= steal < total
