@@ -94,6 +94,10 @@ def _post(
     url: str, body: bytes, headers: Mapping[str, str], verify: bool | ssl.SSLContext = True
 ) -> tuple[int, str]:
     require_loopback(url)
+    if not url.lower().startswith("https:"):
+        # No TLS to verify: httpx would still build an SSL context with the CA bundle for
+        # `verify=True`, 39 ms here, which a timed delivery would count as the receiver's.
+        verify = False
     with httpx.Client(timeout=DELIVERY_TIMEOUT_S, verify=verify, trust_env=False) as client:
         response = client.post(url, content=body, headers=dict(headers))
         return response.status_code, response.text

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from sandbox import Sandbox
-from sandbox.events import NotLoopback, require_loopback
+from sandbox.events import NotLoopback, deliver, require_loopback
 
 from .conftest import Receiver, atlassian_client, graph_client
 
@@ -168,3 +170,12 @@ def test_deliveries_refuse_anything_but_loopback(url: str) -> None:
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:9/x"])
 def test_deliveries_accept_loopback(url: str) -> None:
     require_loopback(url)
+
+
+def test_a_delivery_to_an_https_receiver_still_verifies_its_certificate(sb: Sandbox) -> None:
+    """Plain-HTTP deliveries skip building an SSL context; an https one must not skip checking."""
+    url = f"{sb.authority_host}/hook"  # the sandbox's own TLS server, with a certificate it made
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        deliver(url, {}, {})
+    trusted = deliver(url, {}, {}, verify=ssl.create_default_context(cafile=sb.ca_cert_path))
+    assert trusted.status_code == 404  # reached, verified, and no such route
