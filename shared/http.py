@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import email.utils
 import enum
+import functools
 import json as _json
 import logging
 import random
@@ -474,12 +475,13 @@ class SpreadTransport(httpx.AsyncBaseTransport):
     TLS context; each keeps its connections alive for reuse.
     """
 
-    def __init__(self, *, pools: int | None = None, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(self, *, pools: int | None = None, verify: ssl.SSLContext | bool | str = True) -> None:
         pools = POOLS if pools is None else pools
         if pools < 1:
             raise ValueError("SpreadTransport needs at least one pool")
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE_PER_POOL)
-        self.pools = [httpx.AsyncHTTPTransport(verify=verify, limits=limits) for _ in range(pools)]
+        context = verify if isinstance(verify, ssl.SSLContext) else ssl_context(verify)
+        self.pools = [httpx.AsyncHTTPTransport(verify=context, limits=limits) for _ in range(pools)]
         self.in_flight = [0] * pools
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -526,6 +528,17 @@ class _Released(httpx.AsyncByteStream):
                 release()
 
 
+@functools.lru_cache(maxsize=8)
+def ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """One TLS context per process for ``verify`` (True: httpx's CA bundle; a path: that
+    bundle; False: no check). Building one loads the whole CA bundle, 39 ms here, and every
+    function invocation opens new clients: each would pay it once a pool. A bundle file is
+    therefore read once per process; a replaced one takes effect at the next restart."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context(verify=verify)
+
+
 def make_async_client(
     base_url: str,
     *,
@@ -543,7 +556,7 @@ def make_async_client(
     unless a transport is given; a proxy from the environment still applies (httpx mounts
     it beside the transport).
     """
-    context = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+    context = ssl_context(verify)
     return httpx.AsyncClient(
         base_url=base_url,
         transport=transport if transport is not None else SpreadTransport(verify=context),

@@ -85,3 +85,17 @@ async def test_the_default_client_spreads_and_trusts_only_the_given_ca_bundle(sb
 def test_a_transport_needs_a_pool() -> None:
     with pytest.raises(ValueError, match="at least one pool"):
         SpreadTransport(pools=0)
+
+
+def test_every_pool_and_every_client_shares_one_tls_context_per_setting(sb: Sandbox) -> None:
+    """Loading a CA bundle takes tens of milliseconds; a function invocation must not pay it
+    once a pool for every client it opens."""
+    first = make_async_client("https://vendor.invalid/")
+    second = make_async_client("https://vendor.invalid/")
+    bundle = make_async_client(sb.authority_host + "/", verify=sb.ca_cert_path)
+    contexts = {
+        name: {id(pool._pool._ssl_context) for pool in client._transport.pools}
+        for name, client in (("first", first), ("second", second), ("bundle", bundle))
+    }
+    assert len(contexts["first"]) == 1 and contexts["first"] == contexts["second"]
+    assert contexts["bundle"] != contexts["first"] and len(contexts["bundle"]) == 1
