@@ -66,6 +66,8 @@ minutes on two cores.
 
     python -m bench.nights_bench                                  # the size
     python -m bench.nights_bench --users 20000 --nights 3         # a quick look
+    python -m bench.nights_bench --users 30000 --nights 3 --modes activity_in_read \
+        --no-naive-night --no-write --pools 1                     # one connection pool
 
 Results are merged into bench/results.json under "nights", keeping other keys.
 Targets: calls <= 1.05 x bound every night; in lookup mode, steady-state nights (2+) at least
@@ -237,7 +239,7 @@ def concurrency_for(args: argparse.Namespace) -> tuple[int, int, int]:
 
 def client_for(sb: ServedSandbox, args: argparse.Namespace) -> Any:
     from shared.atlassian import LAST_ACTIVE, MEMBERSHIP, USER_LIFECYCLE, AtlassianClient
-    from shared.http import Pacer
+    from shared.http import Pacer, SpreadTransport
 
     scale = args.rate_scale
     pacer = Pacer(
@@ -253,7 +255,8 @@ def client_for(sb: ServedSandbox, args: argparse.Namespace) -> Any:
         # more than them.
         burst=BURST,
     )
-    return AtlassianClient(sb.atlassian_base, sb.org_id, sb.api_key, pacer=pacer)
+    transport = SpreadTransport(pools=args.pools)
+    return AtlassianClient(sb.atlassian_base, sb.org_id, sb.api_key, pacer=pacer, transport=transport)
 
 
 async def apply_plans(client: Any, plans: list[Any], concurrency: int) -> dict[str, Any]:
@@ -632,9 +635,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--modes", default="activity_in_read,lookups")
+    parser.add_argument(
+        "--pools",
+        type=int,
+        default=None,
+        help="connection pools the client spreads its requests over (default: shared.http.POOLS)",
+    )
     parser.add_argument("--no-naive-night", dest="naive_night", action="store_false")
     parser.add_argument("--no-write", dest="write", action="store_false")
     args = parser.parse_args(argv)
+    if args.pools is None:
+        from shared.http import POOLS
+
+        args.pools = POOLS
+    if args.pools < 1:
+        parser.error("--pools must be at least 1")
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in args.mode_list:
         if mode not in ("activity_in_read", "lookups"):
@@ -661,6 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             "lookup_workers": lookup_workers,
             "actions_at_once": action_concurrency,
             "client_concurrency": pacer_concurrency,
+            "connection_pools": args.pools,
             "layout": "each mode and the naive night in a process of its own, side by side, "
             "each with its sandbox in a process of its own",
         },

@@ -469,10 +469,12 @@ class SpreadTransport(httpx.AsyncBaseTransport):
     httpcore's pool visits every connection it holds each time a request is queued or ends
     (is it idle, has it expired: a poll of its socket), so its CPU per request grows with
     the connections it holds. With the two dozen requests in flight of a night's changes
-    at the scaled rate, the first night of a 20,000-person org (``bench.nights_bench``,
-    activity mode) took 27-37 s of client CPU and 27-34 s to apply 6,188 changes through
-    one pool, 19-20 s and 21 s (the rate limit's bound) through four. The pools share the
-    TLS context; each keeps its connections alive for reuse.
+    at the scaled rate, the first night of a 30,000-person org took 57 s of client CPU and
+    57 s to apply its changes through one pool (the host stealing 11% of the CPU), 27 s and
+    32 s through four; the serial reads of later nights were no slower (19.0-19.2 s a night
+    against 19.5-20.8 s). ``python -m bench.nights_bench --users 30000 --nights 3 --modes
+    activity_in_read --no-naive-night --no-write --pools 1`` (and ``--pools 4``). The pools
+    share the TLS context; each keeps its connections alive for reuse.
     """
 
     def __init__(self, *, pools: int | None = None, verify: ssl.SSLContext | bool | str = True) -> None:

@@ -31,3 +31,17 @@ def test_steal_is_the_share_of_all_cpu_time_the_hypervisor_took() -> None:
     assert nights_bench.steal_percent((5, 10), (5, 10)) is None  # no time passed
     steal, total = nights_bench.machine_jiffies()
     assert 0 <= steal < total
+
+
+def test_the_client_spreads_over_as_many_pools_as_asked() -> None:
+    """`--pools` is how the one-pool and four-pool figures are reproduced."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from shared.http import POOLS
+
+    sandbox = SimpleNamespace(atlassian_base="http://127.0.0.1:9", org_id="org", api_key="placeholder-key")
+    for asked, pools in ((["--pools", "1"], 1), ([], POOLS)):
+        client = nights_bench.client_for(sandbox, nights_bench.parse_args(asked))
+        assert len(client._client._transport.pools) == pools
+        asyncio.run(client.aclose())
