@@ -17,7 +17,6 @@ never loses one to inactivity. Planning again after applying a plan yields no ac
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import heapq
 from collections import Counter
@@ -26,6 +25,7 @@ from datetime import date, datetime, timedelta
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
+from shared.collector import collector_paused
 from shared.config import Policy
 from shared.model import (
     REVOKING_REASONS,
@@ -505,15 +505,10 @@ def _in_idle_order(
 
 def plan_product(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """Plan one policy. Raises `UnknownGroup` or `SnapshotError` when it cannot plan safely."""
-    collecting = gc.isenabled()
     # The planner makes no reference cycles, and full collections over a million-person
     # snapshot while hundreds of thousands of actions are created cost seconds.
-    gc.disable()
-    try:
+    with collector_paused():
         return _Planner(snapshot, policy, now).plan()
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def plan_relicense(snapshot: Snapshot, policy: Policy, account_id: str, now: datetime) -> Action | None:

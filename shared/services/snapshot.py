@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from shared.collector import collector_paused
 from shared.config import Policy
 from shared.model import AccountStatus, Group, Person, ProductActivity, Snapshot, SnapshotError
 from shared.rules import ACTIVITY_LAG_DAYS
@@ -170,7 +171,10 @@ class SnapshotReader:
             else None
         )
         try:
-            return await self._read(policies, now, stats, products, lookups, progress)
+            # A 100,000-person read holds a big heap and makes no cycles worth a collection
+            # (shared.collector).
+            with collector_paused():
+                return await self._read(policies, now, stats, products, lookups, progress)
         except BaseException:
             if lookups is not None:
                 await lookups.cancel()  # a read that stops makes no more calls
