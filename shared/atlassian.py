@@ -357,11 +357,37 @@ def _parse(model: type[M], data: Any, what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)[:3]
-        )
-        raise IncompleteRead(what, f"unexpected response shape: {problems}") from exc
+        raise IncompleteRead(what, f"unexpected response shape: {_problems(exc)}") from exc
+
+
+def _parse_bytes(model: type[M], content: bytes, what: str) -> M:
+    """``_parse`` straight from a body's bytes: pydantic reads the JSON itself, which for a
+    users page (160 KB) is half the CPU of ``json.loads`` and a model built from the dicts."""
+    try:
+        return model.model_validate_json(content)
+    except ValidationError as exc:
+        raise IncompleteRead(what, f"unexpected response shape: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)[:3]
+    )
+
+
+def _page_cursor(content: bytes) -> tuple[bytes, str | None]:
+    """A page's bytes and its ``links.next``, for ``send_json(decode=...)``: only the link is
+    read (the users are read later, while the next page is out). Bytes that are not JSON
+    raise ``ValueError``, so the page is asked for again; JSON of the wrong shape gives no
+    cursor, and reading the page itself then says what is wrong with it."""
+    try:
+        links = _PageLinks.model_validate_json(content).links
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False, include_input=False)):
+            raise ValueError(f"not JSON: {_problems(exc)}") from exc
+        return content, None
+    return content, links.next if links else None
 
 
 def _segment(value: str, what: str) -> str:
@@ -616,9 +642,9 @@ class AtlassianClient:
         what = "Atlassian users search"
         url = f"{self._v2}/users/search"
 
-        async def fetch(cursor: str | None) -> tuple[Any, str | None]:
+        async def fetch(cursor: str | None) -> tuple[bytes, str | None]:
             request = body if cursor is None else {**body, "cursor": cursor}
-            data = await self._caller.send_json(
+            content, next_cursor = await self._caller.send_json(
                 "POST",
                 url,
                 what=what,
@@ -626,14 +652,14 @@ class AtlassianClient:
                 idempotent=True,
                 json=request,
                 hint=_READ_SCOPE,
+                decode=_page_cursor,
             )
-            links = _parse(_PageLinks, data, what).links
-            return data, links.next if links else None
+            return content, next_cursor
 
         # Only the cursor is read before the next page is asked for; the users are read
         # from the page while that request is out (iter_pages).
-        async for data in iter_pages(fetch, what=what, read_ahead=read_ahead):
-            yield _parse(_UserPage, data, what).data
+        async for content in iter_pages(fetch, what=what, read_ahead=read_ahead):
+            yield _parse_bytes(_UserPage, content, what).data
 
     async def search_groups(
         self,

@@ -657,9 +657,14 @@ class HttpCaller:
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
         hint: str | None = None,
+        decode: Callable[[bytes], Any] = _json.loads,
     ) -> Any:
         """Like ``send``, but parse the body as JSON. A body that does not parse is retried
-        (idempotent calls) and then raises ``IncompleteRead`` naming ``what``."""
+        (idempotent calls) and then raises ``IncompleteRead`` naming ``what``.
+
+        ``decode`` turns the body's bytes into the value returned, raising ``ValueError``
+        when they are not JSON (a pydantic ``model_validate_json`` that raises on bad JSON
+        only, for a page that is better parsed straight from bytes)."""
         _, body = await self._call(
             method,
             url,
@@ -669,7 +674,7 @@ class HttpCaller:
             params=params,
             headers=headers,
             hint=hint,
-            parse=_parse_json,
+            parse=lambda response: _parse_json(response, decode),
             what=what,
         )
         return body
@@ -829,11 +834,11 @@ class HttpCaller:
         )
 
 
-def _parse_json(response: httpx.Response) -> Any:
+def _parse_json(response: httpx.Response, decode: Callable[[bytes], Any]) -> Any:
     if not response.content:
         raise MalformedBody(f"HTTP {response.status_code} with an empty body where JSON was expected")
     try:
-        return _json.loads(response.content)
+        return decode(response.content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"the response body is not valid JSON ({exc.__class__.__name__}: {exc})") from exc
 

@@ -126,6 +126,27 @@ async def test_truncated_json_raises_incomplete_read(client: AtlassianClient, ve
             pass
 
 
+async def test_a_truncated_page_is_asked_for_again(client: AtlassianClient, vendor: Vendor) -> None:
+    vendor.on(
+        "POST",
+        f"{V2}/users/search",
+        httpx.Response(200, content=b'{"data":[{"accountId":"a1"}],"links":{"ne'),
+        page([user("a1")]),
+    )
+    assert [[u.account_id for u in p] async for p in client.iter_user_pages()] == [["a1"]]
+    assert len(vendor.requests) == 2
+
+
+async def test_links_of_the_wrong_shape_stop_the_read_without_another_call(
+    client: AtlassianClient, vendor: Vendor
+) -> None:
+    vendor.on("POST", f"{V2}/users/search", httpx.Response(200, json={"data": [user("a1")], "links": "CUR-2"}))
+    with pytest.raises(IncompleteRead, match="unexpected response shape: links"):
+        async for _ in client.iter_user_pages():
+            pass
+    assert len(vendor.requests) == 1
+
+
 async def test_a_page_without_data_raises_incomplete_read(client: AtlassianClient, vendor: Vendor) -> None:
     vendor.on("POST", f"{V2}/users/search", httpx.Response(200, json={"links": {"next": None}}))
     with pytest.raises(IncompleteRead, match="data"):
