@@ -45,13 +45,14 @@ a little below what any client could reach. ``time_bound_read_then_lookups`` add
 and the lookups instead, the reader's old way (lookups after the last page), for comparison.
 
 The naive night's time is measured once, by actually looking up every licensed person of a
-fresh org in lookup mode (its own sandbox, after the lookup mode's first night).
+fresh org in lookup mode (its own sandbox, after every mode's nights).
 
-The modes and the naive night run side by side, each in its own process with its own
-sandbox process: their nights are chains of latency, not of CPU, and run one after the other
-they would take twice as long. The zero-latency page is measured by one mode at a time,
-before any night begins; the naive night waits for the lookup mode's first night, so it
-does not crowd that night's changes.
+Each mode runs in its own process with its own sandbox process. The zero-latency page is
+measured by one mode at a time, before any night begins. The first nights run side by side;
+the steady nights begin, side by side, once every first night is done: they are chains of
+latency, not of CPU, and run one after the other they would take twice as long. But a
+steady night beside a first night's changes and lookups, or beside the naive night, is
+short of CPU on two cores (``run_all``), so the naive night runs last, alone.
 
 The rate scale, 30 by default, is the highest at which this machine keeps up with the
 scaled limits: one client here sustains about 300 requests a second at 50 ms latency
@@ -61,8 +62,9 @@ and the first night's changes (31,000 at 100,000 people) are paced at
 600/min x scale = 300 a second. At a higher scale they would be bound by this machine's CPU,
 not by the rate limit, and the first night could not meet its time target. What the scale
 leaves long is the lookup mode's first night: 84,000 lookups at 200/min x 30 = 100 a second,
-14 minutes. With 31 chains of 1,001 pages at about 60 ms, the whole run takes some 50
-minutes on two cores.
+14 minutes, and the naive night's 89,000 lookups as long again. With the lookup mode's
+first night, 30 steady nights of 1,001 pages at about 60 ms and the naive night, the whole
+run takes some 65 minutes on two cores.
 
     python -m bench.nights_bench                                  # the issue's size
     python -m bench.nights_bench --users 20000 --nights 3         # a quick look
@@ -354,12 +356,12 @@ def licensed_union(snapshot: Any, policies: list[Any]) -> set[str]:
 async def run_mode(
     args: argparse.Namespace,
     mode: str,
-    first_night_done: Any = None,
     measuring: Any = None,
     on_night: Any = None,
 ) -> dict[str, Any]:
-    """One mode's nights. ``measuring`` (a lock and a barrier shared by the mode processes)
-    keeps the zero-latency page measurement of one mode from running beside another's;
+    """One mode's nights. ``measuring`` (a lock and two barriers shared by the mode
+    processes) keeps the zero-latency page measurement of one mode from running beside
+    another's, and holds every mode's steady nights until all first nights are done;
     ``on_night`` is handed each night's row as it is done."""
     from shared.model import Via
     from shared.rules import plan_product
@@ -387,10 +389,10 @@ async def run_mode(
         if measuring is None:
             page_seconds = await measure_page_seconds(sb, client, args.latency_ms)
         else:
-            lock, barrier = measuring
+            lock, measured, first_nights = measuring
             with lock:
                 page_seconds = await measure_page_seconds(sb, client, args.latency_ms)
-            barrier.wait()  # every mode has measured: the nights begin together
+            measured.wait()  # every mode has measured: the nights begin together
         page_bound = args.latency_ms / 1000.0 + page_seconds
         say(f"[{mode}] users page at zero latency: {page_seconds * 1000:.1f} ms")
         nights: list[dict[str, Any]] = []
@@ -486,8 +488,8 @@ async def run_mode(
                     f"apply {t_apply - t_plan:.1f}, state {t_end - t_apply:.1f}; "
                     f"cpu client {client_cpu:.1f}, sandbox {sandbox_cpu:.1f}; steal {row['steal_percent']}%]"
                 )
-                if night == 0 and first_night_done is not None:
-                    first_night_done.set()
+                if night == 0 and measuring is not None:
+                    first_nights.wait()  # the steady nights begin together too
                 sb.advance(days=1)
         finally:
             await client.aclose()
@@ -569,11 +571,11 @@ def summarize(
 
 
 def _mode_process(
-    args: argparse.Namespace, mode: str, done: Any, wait_for: Any, measuring: Any, results: Any
+    args: argparse.Namespace, mode: str, done: Any, wait_for: list[Any], measuring: Any, results: Any
 ) -> None:
     try:
-        if wait_for is not None:
-            wait_for.wait()
+        for event in wait_for:
+            event.wait()
         if mode == "naive":
             results.put(("done", mode, asyncio.run(measure_naive(args))))
         else:
@@ -581,26 +583,35 @@ def _mode_process(
             def on_night(row: dict[str, Any]) -> None:
                 results.put(("night", mode, row))
 
-            results.put(("done", mode, asyncio.run(run_mode(args, mode, done, measuring, on_night))))
+            results.put(("done", mode, asyncio.run(run_mode(args, mode, measuring, on_night))))
     except BaseException as exc:
         results.put(("done", mode, {"error": f"{type(exc).__name__}: {exc}"}))
         if measuring is not None:
-            measuring[1].abort()  # never leave the other modes waiting at the barrier
+            for barrier in measuring[1:]:
+                barrier.abort()  # never leave the other modes waiting at a barrier
         raise
     finally:
         done.set()  # never leave a waiter waiting
 
 
 def run_all(args: argparse.Namespace, modes: list[str], on_night: Any = None) -> dict[str, Any]:
-    """Each mode, and the naive night, in a process of its own, side by side; ``on_night``
-    is called with (mode, row) as each night is done."""
+    """Each mode, and the naive night, in a process of its own; ``on_night`` is called with
+    (mode, row) as each night is done.
+
+    The modes' first nights run side by side, then their steady nights, side by side, once
+    every first night is done; the naive night runs last, alone. A steady night (one chain
+    of latency) runs beside the other mode's steady night, never beside a first night's
+    100,000 changes and lookups or the naive night's 90,000 lookups: on two cores, those
+    took the CPU a chain needs (every steady night over the bound in the run that had them
+    side by side, with the naive night waiting only for the lookup mode's first night).
+    """
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     done = {name: context.Event() for name in [*modes, "naive"]}
-    jobs: list[tuple[str, Any]] = [(mode, None) for mode in modes]
+    jobs: list[tuple[str, list[Any]]] = [(mode, []) for mode in modes]
     if args.naive_night and "lookups" in modes:
-        jobs.append(("naive", done["lookups"]))
-    measuring = (context.Lock(), context.Barrier(len(modes)))
+        jobs.append(("naive", [done[mode] for mode in modes]))
+    measuring = (context.Lock(), context.Barrier(len(modes)), context.Barrier(len(modes)))
     processes = [
         context.Process(
             target=_mode_process,
@@ -677,8 +688,9 @@ def main(argv: list[str] | None = None) -> int:
             "actions_at_once": action_concurrency,
             "client_concurrency": pacer_concurrency,
             "connection_pools": args.pools,
-            "layout": "each mode and the naive night in a process of its own, side by side, "
-            "each with its sandbox in a process of its own",
+            "layout": "each mode and the naive night in a process of its own, each with its sandbox "
+            "in a process of its own; the first nights side by side, then the steady nights side by "
+            "side, then the naive night alone",
         },
         "formulas": {
             "calls_bound": "user_pages + group_pages + lookups_needed + ops_attempted",
