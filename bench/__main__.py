@@ -2,7 +2,7 @@
 
 The nights benchmark runs at the size issue 3 asks: 100,000 people, 3 products, the first
 night and thirty more, in both activity modes, at 50 ms latency, with the naive night beside
-them (bench/nights_bench.py says how, and why it takes some 50 minutes on two cores).
+them (bench/nights_bench.py says how, and why it takes some 65 minutes on two cores).
 """
 
 from __future__ import annotations

@@ -140,7 +140,8 @@ async def test_a_truncated_page_is_asked_for_again(client: AtlassianClient, vend
 async def test_links_of_the_wrong_shape_stop_the_read_without_another_call(
     client: AtlassianClient, vendor: Vendor
 ) -> None:
-    vendor.on("POST", f"{V2}/users/search", httpx.Response(200, json={"data": [user("a1")], "links": "CUR-2"}))
+    shapeless = httpx.Response(200, json={"data": [user("a1")], "links": "CUR-2"})
+    vendor.on("POST", f"{V2}/users/search", shapeless)
     with pytest.raises(IncompleteRead, match="unexpected response shape: links"):
         async for _ in client.iter_user_pages():
             pass
