@@ -1,7 +1,7 @@
 """`make bench`: every benchmark of the project, each writing its part of bench/results.json.
 
 The nights benchmark runs at the size issue 3 asks: 100,000 people, 3 products, the first
-night and thirty more, in both activity modes, at 50 ms latency, with the naive night beside
+night and thirty more, in both activity modes, at 50 ms latency, with the naive night after
 them (bench/nights_bench.py says how, and why it takes some 65 minutes on two cores).
 """
 
