@@ -4,12 +4,10 @@ The nightly read and the planner build a large, long-lived heap (a person, their
 their activity per product, for up to a hundred thousand people) and make almost no
 reference cycles: what they drop, reference counting frees at once. The cyclic collector
 does not know that. Each full collection walks every tracked object, and the heap's growth
-keeps triggering them. On the nights benchmark's 100,000-person org, timing each collection
-with ``gc.callbacks`` around ``SnapshotReader.read`` put them at about 40% of the reader's
-CPU. With the collector paused there (and users pages parsed from bytes,
-``shared.atlassian``), the client's CPU for a steady night fell from a median of 20.8 s to
-11.6 s (activity mode, ``python -m bench.nights_bench``; bench/results.json before and after
-this module), and a ``gc.collect()`` after the read found nothing to free.
+keeps triggering them. With the collector paused in the read (and users pages parsed from
+bytes, ``shared.atlassian``), the client's CPU for a steady night of the nights benchmark's
+100,000-person org fell from a median of 20.8 s to 11.6 s (activity mode,
+``python -m bench.nights_bench``; bench/results.json before and after this module).
 
 ``collector_paused()`` switches the collector off for the span of a ``with`` and back on
 when the last such span ends, only if it was on before the first began. Spans may overlap
